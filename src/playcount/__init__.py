@@ -1,0 +1,3 @@
+"""playcount: a music-streaming analytics pipeline."""
+
+__version__ = "0.1.0"

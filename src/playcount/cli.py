@@ -1,0 +1,269 @@
+"""The `playcount` command. Thin: parse, call the pipeline, print, map errors to exit codes.
+
+Exit codes: 0 success (also `nothing_to_do`, and runs where some files were rejected),
+1 validation failed (nothing loaded), 2 usage or settings error, 3 unexpected failure
+(safe to re-run).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import signal
+import sys
+import time
+from enum import Enum
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any
+
+import pyarrow as pa
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from playcount import pipeline
+from playcount.errors import LockedError, PlaycountError, SettingsError
+from playcount.settings import Settings, load_settings
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="playcount: music-streaming analytics pipeline.")
+console = Console(stderr=True)
+out = Console()
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
+
+Root = Annotated[str | None, typer.Option("--root", help="lake root folder (setting `root`)")]
+Config = Annotated[Path | None, typer.Option("--config", help="settings file (default ./playcount.toml)")]
+AsJson = Annotated[bool, typer.Option("--json", help="print the machine-readable report on stdout")]
+
+
+def _settings(config: Path | None, **flags: Any) -> Settings:
+    try:
+        return load_settings(config, **flags)
+    except SettingsError as e:
+        console.print(f"[red]settings error:[/] {e}")
+        raise typer.Exit(EXIT_USAGE) from e
+
+
+def _progress(quiet: bool) -> pipeline.Progress:
+    def show(stage: str, message: str) -> None:
+        if not quiet:
+            console.print(f"[dim]{dt.datetime.now():%H:%M:%S}[/] [bold]{stage:<9}[/] {message}")
+
+    return show
+
+
+def _print_report(report: pipeline.RunReport) -> None:
+    colour = {"succeeded": "green", "failed": "red", "nothing_to_do": "yellow"}[report.status]
+    console.print(f"[bold {colour}]{report.status}[/] run {report.run_id}" + (f": {report.reason}" if report.reason else ""))
+    if report.files:
+        t = Table("dataset", "file", "status", "rows", "clean", "bad", "reason")
+        for f in report.files:
+            t.add_row(f.dataset, f.name, f.status, f"{f.rows:,}", f"{f.clean:,}", f"{f.bad:,}", f.reason or "")
+        console.print(t)
+    if report.kpi_rows:
+        console.print("KPI rows: " + ", ".join(f"{k} {n}" for k, n in report.kpi_rows.items()))
+    for ds, path in report.bad_rows.items():
+        console.print(f"bad {ds} rows: {path}")
+
+
+def _run(settings: Settings, as_json: bool, progress: bool = True) -> pipeline.RunReport:
+    try:
+        run = pipeline.open_run(settings, progress=_progress(as_json or not progress))
+        report = pipeline.run_pipeline(run)
+    except LockedError as e:
+        console.print(f"[red]locked:[/] {e}")
+        raise typer.Exit(EXIT_ERROR) from e
+    except SettingsError as e:
+        console.print(f"[red]settings error:[/] {e}")
+        raise typer.Exit(EXIT_USAGE) from e
+    except Exception as e:  # noqa: BLE001 - an unexpected failure: report, exit 3
+        console.print(f"[red]run failed unexpectedly:[/] {e}\nIt is safe to run again.")
+        raise typer.Exit(EXIT_ERROR) from e
+    return report
+
+
+@app.command()
+def run(root: Root = None, config: Config = None, as_json: AsJson = False) -> None:
+    """Run the whole pipeline once over the lake root."""
+    report = _run(_settings(config, root=root), as_json)
+    if as_json:
+        out.print_json(report.model_dump_json())
+    else:
+        _print_report(report)
+    raise typer.Exit(EXIT_FAILED if report.status == "failed" else EXIT_OK)
+
+
+@app.command()
+def validate(root: Root = None, config: Config = None, as_json: AsJson = False) -> None:
+    """Validate the landing zone only: per-file, per-rule outcome. Writes, moves and loads nothing."""
+    settings = _settings(config, root=root)
+    try:
+        r = pipeline.open_run(settings, progress=_progress(as_json))
+        d = pipeline.discover(r)
+        r.storage.write_bytes(r.staging("discover.json"), d.model_dump_json().encode())
+        try:
+            val = pipeline.validate(r, dry_run=True)
+        finally:
+            r.storage.delete(r.staging("discover.json"))
+    except PlaycountError as e:
+        console.print(f"[red]error:[/] {e}")
+        raise typer.Exit(EXIT_ERROR) from e
+    if as_json:
+        out.print_json(val.model_dump_json())
+    else:
+        t = Table("dataset", "file", "status", "rows", "bad", "rules failed", "reason")
+        for f in val.files:
+            rules = ", ".join(f"{k}: {n}" for k, n in f.rules.items())
+            t.add_row(f.dataset, f.name, f.status, f"{f.rows:,}", f"{f.bad:,}", rules, f.reason or "")
+        out.print(t)
+        out.print(f"validation {val.status}" + (f": {val.reason}" if val.reason else ""))
+    raise typer.Exit(EXIT_FAILED if val.status == "failed" else EXIT_OK)
+
+
+class KpiTable(str, Enum):
+    genres = "genres"
+    top_songs = "top-songs"
+    top_genres = "top-genres"
+
+
+_KPI_NAMES = {"genres": "genre_kpis", "top-songs": "top_songs", "top-genres": "top_genres"}
+
+
+def _print_table(rows: pa.Table, title: str) -> None:
+    t = Table(*rows.column_names, title=title)
+    for r in rows.to_pylist():
+        t.add_row(*[f"{v:,.2f}" if isinstance(v, float) else str(v) for v in r.values()])
+    out.print(t)
+
+
+@app.command()
+def kpis(
+    table: Annotated[KpiTable, typer.Argument(help="which KPI table")],
+    root: Root = None,
+    config: Config = None,
+    date: Annotated[str | None, typer.Option("--date", help="YYYY-MM-DD")] = None,
+    genre: Annotated[str | None, typer.Option("--genre")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Read a KPI table from the KPI store."""
+    settings = _settings(config, root=root)
+    try:
+        day = dt.date.fromisoformat(date) if date else None
+    except ValueError as e:
+        console.print(f"[red]--date `{date}` is not a date[/]: use YYYY-MM-DD")
+        raise typer.Exit(EXIT_USAGE) from e
+    name = _KPI_NAMES[table.value]
+    try:
+        rows = pipeline.open_run(settings).store.read(name, date=day, genre=genre.lower() if genre else None)
+    except PlaycountError as e:
+        console.print(f"[red]error:[/] {e}")
+        raise typer.Exit(EXIT_ERROR) from e
+    if as_json:
+        out.print_json(json.dumps(rows.to_pylist(), default=str))
+    else:
+        _print_table(rows, name)
+
+
+@app.command()
+def generate(
+    out_dir: Annotated[Path, typer.Option("--out", help="folder to write the landing zone into")],
+    songs: int = 2000,
+    users: int = 1000,
+    streams: int = 20000,
+    files: int = 3,
+    days: int = 1,
+    start: Annotated[str, typer.Option(help="first event date, YYYY-MM-DD")] = "2024-06-25",
+    bad_ratio: Annotated[float, typer.Option(help="share of bad rows injected")] = 0.0,
+    seed: int = 42,
+    cover_streams: Annotated[
+        Path | None, typer.Option(help="write only a songs file covering the track ids of these stream files")
+    ] = None,
+) -> None:
+    """Generate a realistic synthetic landing zone (or a songs file covering existing streams)."""
+    from playcount.generate import cover_streams as cover
+    from playcount.generate import generate_landing_zone
+
+    if cover_streams is not None:
+        target = out_dir / "raw_data" / "songs" / "songs.csv"
+        n = cover(cover_streams, target, seed=seed, extra_songs=songs if songs != 2000 else 0)
+        console.print(f"wrote {n:,} songs covering `{cover_streams}` to {target}")
+        return
+    try:
+        first = dt.date.fromisoformat(start)
+    except ValueError as e:
+        console.print(f"[red]--start `{start}` is not a date[/]: use YYYY-MM-DD")
+        raise typer.Exit(EXIT_USAGE) from e
+    result = generate_landing_zone(
+        out_dir, songs=songs, users=users, streams=streams, files=files, days=days, start=first,
+        bad_ratio=bad_ratio, seed=seed,
+    )
+    console.print(
+        f"wrote {result.songs:,} songs, {result.users:,} users, {result.streams:,} stream events in "
+        f"{len(result.stream_files)} file(s) to {result.out}"
+    )
+
+
+@app.command()
+def demo(
+    root: Annotated[Path, typer.Option("--root", help="demo lake folder")] = Path("playcount-demo"),
+) -> None:
+    """Generate a small landing zone (if absent), run the pipeline, show top genres and songs."""
+    from playcount.generate import generate_landing_zone
+
+    if not (root / "raw_data").exists():
+        generate_landing_zone(root, songs=2000, users=1000, streams=30000, files=3, days=2, bad_ratio=0.02)
+        console.print(f"generated a demo landing zone in {root}/raw_data")
+    settings = _settings(None, root=str(root))
+    report = _run(settings, as_json=False)
+    _print_report(report)
+    store = pipeline.open_run(settings).store
+    for d in report.dates:
+        _print_table(store.read("top_genres", date=d), f"top genres {d}")
+    if report.dates:
+        top = store.read("top_songs", date=report.dates[-1])
+        _print_table(top.filter(pa.compute.less_equal(top["rank"], 1)), f"top song per genre {report.dates[-1]}")
+    if report.status == "nothing_to_do":
+        console.print(f"nothing new in {root}: delete the folder to start the demo again")
+
+
+@app.command()
+def watch(
+    root: Root = None,
+    config: Config = None,
+    interval: Annotated[float, typer.Option(help="seconds between polls")] = 30.0,
+    once: Annotated[bool, typer.Option(hidden=True)] = False,
+) -> None:
+    """Poll the landing zone; run whenever new stream files appear. Ctrl-C stops between runs."""
+    settings = _settings(config, root=root)
+    stop = {"now": False}
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop["now"] = True
+        console.print("stopping after the current run")
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    console.print(f"watching {settings.root} every {interval:g}s (Ctrl-C to stop)")
+    while not stop["now"]:
+        try:
+            report = _run(settings, as_json=False)
+            if report.status != "nothing_to_do":
+                _print_report(report)
+        except typer.Exit as e:
+            if e.exit_code == EXIT_USAGE:
+                raise
+        if once:
+            break
+        deadline = time.monotonic() + interval
+        while not stop["now"] and time.monotonic() < deadline:
+            time.sleep(min(0.2, interval))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    app()

@@ -1,0 +1,80 @@
+"""The three daily KPI tables of SPEC §3. Pure Ibis: enriched events in, KPI tables out."""
+
+from __future__ import annotations
+
+import ibis
+import ibis.expr.types as ir
+
+from playcount.transform import EVENT_KEY
+
+__all__ = ["unique_events", "genre_kpis", "top_songs", "top_genres", "KPI_TABLES"]
+
+KPI_TABLES = ("genre_kpis", "top_songs", "top_genres")
+
+
+def unique_events(events: ir.Table) -> ir.Table:
+    """Each (user_id, track_id, listen_time) once, whichever files and runs it came from.
+
+    Repeats carry the same song, so taking the minimum of the other columns is deterministic.
+    """
+    return events.group_by(list(EVENT_KEY)).aggregate(
+        date=events.date.min(),
+        genre=events.genre.min(),
+        track_name=events.track_name.min(),
+        artists=events.artists.min(),
+        listen_seconds=events.listen_seconds.min(),
+    )
+
+
+def genre_kpis(events: ir.Table) -> ir.Table:
+    """Per (genre, date): streams, distinct users, mean and total listen seconds."""
+    g = events.group_by(["genre", "date"]).aggregate(
+        total_streams=events.count(),
+        unique_users=events.user_id.nunique(),
+        total_listen_time=events.listen_seconds.sum(),
+    )
+    return g.select(
+        "genre",
+        "date",
+        "total_streams",
+        "unique_users",
+        avg_listen_time=(g.total_listen_time / g.total_streams).round(2),
+        total_listen_time=g.total_listen_time.round(3),
+        avg_listen_time_per_user=(g.total_listen_time / g.unique_users).round(2),
+    ).order_by(["date", "genre"])
+
+
+def top_songs(events: ir.Table, n: int = 3) -> ir.Table:
+    """The top `n` tracks per (date, genre) by stream count desc, ties by track_id asc."""
+    c = events.group_by(["date", "genre", "track_id"]).aggregate(
+        title=events.track_name.min(),
+        artist=events.artists.min(),
+        stream_count=events.count(),
+    )
+    rank = ibis.row_number().over(
+        group_by=[c.date, c.genre], order_by=[c.stream_count.desc(), c.track_id.asc()]
+    ) + 1
+    ranked = c.mutate(rank=rank)
+    ranked = ranked.filter(ranked["rank"] <= n)
+    return ranked.select(
+        "date",
+        "genre",
+        "track_id",
+        "title",
+        "artist",
+        "stream_count",
+        ranked["rank"].cast("int64").name("rank"),
+        (ranked.date.cast("string") + "#" + ranked.genre).name("date#genre"),
+    ).order_by(["date", "genre", "rank"])
+
+
+def top_genres(genres: ir.Table, n: int = 5) -> ir.Table:
+    """The top `n` genres per date by total streams desc, ties by genre asc (from `genre_kpis`)."""
+    rank = ibis.row_number().over(
+        group_by=genres.date, order_by=[genres.total_streams.desc(), genres.genre.asc()]
+    ) + 1
+    ranked = genres.mutate(rank=rank)
+    ranked = ranked.filter(ranked["rank"] <= n)
+    return ranked.select(
+        "date", "genre", "total_streams", ranked["rank"].cast("int64").name("rank")
+    ).order_by(["date", "rank"])

@@ -1,0 +1,143 @@
+"""Storage of a lake root. `LocalStorage` is a folder; an S3 storage implements the same protocol."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Protocol
+
+from playcount.errors import PlaycountError, SettingsError
+
+__all__ = ["FileInfo", "Storage", "LocalStorage", "open_storage"]
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """One object under the root: its relative path, size and content fingerprint."""
+
+    path: str
+    size: int
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+
+class Storage(Protocol):
+    """What the pipeline needs from a lake root. Paths are relative, with `/`."""
+
+    root: str
+
+    def uri(self, path: str) -> str:
+        """What the engine reads or writes for `path` (a local path or an `s3://` URL)."""
+        ...
+
+    def prepare(self, path: str) -> str:
+        """Make `path` writable by the engine (parent folders) and return its uri."""
+        ...
+
+    def list(self, prefix: str) -> list[FileInfo]: ...
+
+    def open(self, path: str) -> IO[bytes]: ...
+
+    def read_bytes(self, path: str) -> bytes: ...
+
+    def write_bytes(self, path: str, data: bytes) -> None: ...
+
+    def exists(self, path: str) -> bool: ...
+
+    def fingerprint(self, path: str) -> str: ...
+
+    def move(self, src: str, dst: str) -> None:
+        """Move `src` to `dst`. An existing `dst` with the same content is kept; one with
+        different content is never overwritten (raises)."""
+        ...
+
+    def delete(self, path: str) -> None: ...
+
+
+class LocalStorage:
+    """A lake root on the local file system. Writes are atomic (temp file + rename)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.path = Path(root).expanduser().resolve()
+        self.root = str(self.path)
+
+    def _p(self, path: str) -> Path:
+        return self.path / path
+
+    def uri(self, path: str) -> str:
+        return str(self._p(path))
+
+    def prepare(self, path: str) -> str:
+        p = self._p(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return str(p)
+
+    def list(self, prefix: str) -> list[FileInfo]:
+        base = self._p(prefix)
+        if not base.is_dir():
+            return []
+        out = []
+        for p in sorted(base.rglob("*")):
+            if p.is_file() and not p.name.startswith("."):
+                out.append(FileInfo(p.relative_to(self.path).as_posix(), p.stat().st_size))
+        return out
+
+    def open(self, path: str) -> IO[bytes]:
+        return self._p(path).open("rb")
+
+    def read_bytes(self, path: str) -> bytes:
+        return self._p(path).read_bytes()
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        p = self._p(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, p)
+
+    def exists(self, path: str) -> bool:
+        return self._p(path).exists()
+
+    def fingerprint(self, path: str) -> str:
+        h = hashlib.sha256()
+        with self._p(path).open("rb") as f:
+            while chunk := f.read(1 << 22):
+                h.update(chunk)
+        return h.hexdigest()[:32]
+
+    def move(self, src: str, dst: str) -> None:
+        s, d = self._p(src), self._p(dst)
+        if d.exists():
+            if self.fingerprint(src) != self.fingerprint(dst):
+                raise PlaycountError(
+                    f"cannot move `{src}` to `{dst}`: a different file is already there",
+                    fix="rename one of them; playcount never overwrites an archived file",
+                )
+            s.unlink()
+            return
+        d.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(s, d)
+
+    def delete(self, path: str) -> None:
+        p = self._p(path)
+        if p.is_dir():
+            shutil.rmtree(p)
+        else:
+            p.unlink(missing_ok=True)
+
+
+def open_storage(root: str) -> Storage:
+    """The storage for a root: a folder, or (with the `s3` extra) an `s3://bucket/prefix`."""
+    if root.startswith("s3://"):
+        raise SettingsError(
+            f"S3 roots are not supported by this build: `{root}`",
+            fix="use a local folder as --root",
+        )
+    return LocalStorage(root)

@@ -1,0 +1,733 @@
+"""The run: seven stages (SPEC §5), each a function of the lake that returns a typed result.
+
+Every stage reads what it needs from the lake (the previous stages' results are saved under
+`_playcount/staging/<run-id>/`), so any stage can be re-run on its own with the run id, and a
+crash at any point is repaired by the next run:
+
+- events are written per (source file, date) and named by the file's fingerprint, so
+  re-processing a file overwrites instead of duplicating;
+- KPIs of a date are recomputed from *all* events of that date, and the store replaces that
+  date's rows, so no stale rank survives;
+- a file is marked done in the ledger only after its events are loaded and it is archived.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, TypeVar
+
+import ibis
+import ibis.expr.types as ir
+from pydantic import BaseModel, Field
+
+from playcount import kpis as kpi
+from playcount import validation as v
+from playcount.contracts import CONTRACTS, Contract
+from playcount.engine import DuckDBEngine, RawRead, connect
+from playcount.errors import PlaycountError, SchemaError
+from playcount.lake import Layout, Ledger, LocalStorage, RunLock, Storage, open_storage
+from playcount.lake.layout import CSV_SUFFIXES
+from playcount.notify import LogNotifier, Notification, Notifier, notify_safely
+from playcount.settings import Settings
+from playcount.stores import DuckDBStore, KpiStore
+from playcount.transform import enrich_streams
+
+__all__ = [
+    "Run",
+    "InputFile",
+    "FileOutcome",
+    "Discovery",
+    "Validation",
+    "TransformResult",
+    "KpiResult",
+    "LoadResult",
+    "ArchiveResult",
+    "RunReport",
+    "open_run",
+    "discover",
+    "validate",
+    "transform",
+    "compute_kpis",
+    "load",
+    "archive",
+    "finish",
+    "run_pipeline",
+    "STAGES",
+]
+
+log = logging.getLogger("playcount")
+
+STAGES = ("discover", "validate", "transform", "kpis", "load", "archive", "finish")
+Progress = Callable[[str, str], None]
+M = TypeVar("M", bound=BaseModel)
+
+
+# -- results -----------------------------------------------------------------------------------
+
+
+class InputFile(BaseModel):
+    """A file of the landing zone."""
+
+    dataset: str
+    path: str
+    name: str
+    """Its path under the dataset's landing prefix (the file name for a flat folder)."""
+    fingerprint: str
+    size: int
+
+
+class FileOutcome(BaseModel):
+    """What became of one input file."""
+
+    dataset: str
+    name: str
+    path: str
+    fingerprint: str
+    rows: int = 0
+    clean: int = 0
+    bad: int = 0
+    status: Literal["accepted", "rejected", "skipped"] = "accepted"
+    reason: str | None = None
+    rules: dict[str, int] = Field(default_factory=dict)
+    warnings: dict[str, int] = Field(default_factory=dict)
+
+
+class Discovery(BaseModel):
+    new: list[InputFile]
+    skipped: list[InputFile]
+    """Stream files already done (same content, any name), or repeated within this run."""
+    songs: list[InputFile]
+    users: list[InputFile]
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return not self.new and not self.skipped
+
+
+class Validation(BaseModel):
+    status: Literal["passed", "failed"]
+    reason: str | None = None
+    files: list[FileOutcome]
+    bad_rows: dict[str, str] = Field(default_factory=dict)
+    """Dataset -> bad rows file written."""
+
+    def accepted(self, dataset: str = "streams") -> list[FileOutcome]:
+        return [f for f in self.files if f.dataset == dataset and f.status == "accepted"]
+
+
+class TransformResult(BaseModel):
+    dates: list[dt.date]
+    events: int
+    files: dict[str, list[str]] = Field(default_factory=dict)
+    """Source file name -> event files written."""
+
+
+class KpiResult(BaseModel):
+    dates: list[dt.date]
+    rows: dict[str, int]
+
+
+class LoadResult(BaseModel):
+    dates: list[dt.date]
+    rows: dict[str, int]
+
+
+class ArchiveResult(BaseModel):
+    moved: dict[str, str]
+    """Source path -> archived path."""
+
+
+class RunReport(BaseModel):
+    """The run report: printed by `--json`, written to `_playcount/runs/<run-id>.json`."""
+
+    run_id: str
+    status: Literal["succeeded", "failed", "nothing_to_do"]
+    reason: str | None = None
+    root: str
+    run_date: dt.date
+    started_at: dt.datetime
+    finished_at: dt.datetime | None = None
+    files: list[FileOutcome] = Field(default_factory=list)
+    dates: list[dt.date] = Field(default_factory=list)
+    kpi_rows: dict[str, int] = Field(default_factory=dict)
+    bad_rows: dict[str, str] = Field(default_factory=dict)
+    archived: dict[str, str] = Field(default_factory=dict)
+    stages: dict[str, float] = Field(default_factory=dict)
+    """Stage -> seconds."""
+
+    def summary(self) -> dict[str, object]:
+        streams = [f for f in self.files if f.dataset == "streams"]
+        return {
+            "status": self.status,
+            "reason": self.reason,
+            "stream_files": len(streams),
+            "rows_in": sum(f.rows for f in streams),
+            "clean": sum(f.clean for f in streams),
+            "bad": sum(f.bad for f in streams),
+            "rejected_files": [f.name for f in self.files if f.status == "rejected"],
+            "skipped_files": [f.name for f in self.files if f.status == "skipped"],
+            "dates": [d.isoformat() for d in self.dates],
+            "kpi_rows": self.kpi_rows,
+        }
+
+
+# -- the run context ---------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """Everything a stage needs: settings, the lake, the engine, the store, the notifier."""
+
+    settings: Settings
+    storage: Storage
+    engine: DuckDBEngine
+    store: KpiStore
+    notifier: Notifier
+    run_id: str
+    started_at: dt.datetime
+    layout: Layout = field(default_factory=Layout)
+    progress: Progress = field(default=lambda stage, msg: None)
+
+    @property
+    def run_date(self) -> dt.date:
+        return self.settings.run_date or self.started_at.date()
+
+    @property
+    def run_time(self) -> dt.datetime:
+        """`now`, or noon of the configured run date (for backfills and tests)."""
+        if self.settings.run_date:
+            return dt.datetime.combine(self.settings.run_date, dt.time(12))
+        return self.started_at
+
+    @property
+    def ledger(self) -> Ledger:
+        return Ledger(self.storage, self.layout)
+
+    def staging(self, name: str) -> str:
+        return f"_playcount/staging/{self.run_id}/{name}"
+
+    def save(self, name: str, result: BaseModel) -> None:
+        self.storage.write_bytes(self.staging(f"{name}.json"), result.model_dump_json(indent=2).encode())
+
+    def load(self, name: str, model: type[M]) -> M:
+        path = self.staging(f"{name}.json")
+        if not self.storage.exists(path):
+            raise PlaycountError(
+                f"run `{self.run_id}` has no `{name}` result (`{path}`)",
+                fix=f"run the `{name}` stage of this run first",
+            )
+        return model.model_validate_json(self.storage.read_bytes(path))
+
+
+def new_run_id(now: dt.datetime) -> str:
+    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def open_run(
+    settings: Settings,
+    *,
+    run_id: str | None = None,
+    store: KpiStore | None = None,
+    notifier: Notifier | None = None,
+    engine: DuckDBEngine | None = None,
+    progress: Progress | None = None,
+) -> Run:
+    """A run over `settings.root` with the configured (or given) engine, store and notifier."""
+    storage = open_storage(settings.root)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    layout = Layout(streams_prefix=settings.streams_prefix.strip("/"))
+    if store is None:
+        store = DuckDBStore(settings.store_path())
+    if notifier is None:
+        jsonl = Path(storage.uri(layout.notifications)) if isinstance(storage, LocalStorage) else None
+        notifier = LogNotifier(jsonl)
+    return Run(
+        settings=settings,
+        storage=storage,
+        engine=engine or connect(settings.engine, threads=settings.threads),
+        store=store,
+        notifier=notifier,
+        run_id=run_id or new_run_id(now),
+        started_at=now,
+        layout=layout,
+        progress=progress or (lambda stage, msg: None),
+    )
+
+
+# -- 1. discover -------------------------------------------------------------------------------
+
+
+def _landing(run: Run, dataset: str) -> list[InputFile]:
+    prefix = run.layout.landing(dataset)
+    out = []
+    for f in run.storage.list(prefix):
+        if f.name.lower().endswith(CSV_SUFFIXES):
+            out.append(
+                InputFile(
+                    dataset=dataset,
+                    path=f.path,
+                    name=f.path[len(prefix) + 1:],
+                    fingerprint=run.storage.fingerprint(f.path),
+                    size=f.size,
+                )
+            )
+    return out
+
+
+def discover(run: Run) -> Discovery:
+    """New stream files (fingerprint not done in the ledger) and the current reference files."""
+    done = run.ledger.done()
+    new: list[InputFile] = []
+    skipped: list[InputFile] = []
+    seen: set[str] = set()
+    for f in _landing(run, "streams"):
+        (skipped if f.fingerprint in done or f.fingerprint in seen else new).append(f)
+        seen.add(f.fingerprint)
+    result = Discovery(
+        new=new, skipped=skipped, songs=_landing(run, "songs"), users=_landing(run, "users")
+    )
+    run.progress("discover", f"{len(new)} new stream file(s), {len(skipped)} already done")
+    return result
+
+
+# -- 2. validate -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Checked:
+    """One dataset after the rules: the checked table, malformed rows, per-file outcomes."""
+
+    checked: v.Checked | None
+    malformed: list[ir.Table]
+    outcomes: dict[str, FileOutcome]
+
+
+def _read(run: Run, files: list[InputFile], contract: Contract) -> tuple[list[RawRead], dict[str, FileOutcome]]:
+    reads: list[RawRead] = []
+    outcomes: dict[str, FileOutcome] = {}
+    for f in files:
+        outcome = FileOutcome(dataset=f.dataset, name=f.name, path=f.path, fingerprint=f.fingerprint)
+        outcomes[f.name] = outcome
+        try:
+            raw = run.engine.read_csv(
+                run.storage.uri(f.path),
+                lambda path=f.path: run.storage.open(path),  # type: ignore[misc]
+                f.name,
+                required=contract.required,
+            )
+        except SchemaError as e:
+            outcome.status, outcome.reason = "rejected", str(e)
+            continue
+        reads.append(raw)
+    return reads, outcomes
+
+
+def _check(
+    run: Run, files: list[InputFile], contract: Contract, check: Callable[[ir.Table], v.Checked]
+) -> _Checked:
+    """Read, check and count one dataset; reject files over `max_bad_row_ratio`."""
+    started = time.perf_counter()
+    reads, outcomes = _read(run, files, contract)
+    if not reads:
+        return _Checked(None, [], outcomes)
+    raw = run.engine.union([r.table for r in reads], prefix=f"raw_{contract.dataset}")
+    checked = check(raw)
+    checked = v.Checked(
+        checked.contract,
+        run.engine.materialize(checked.table, f"checked_{contract.dataset}"),
+        tuple(dict.fromkeys(c for r in reads for c in r.columns)),
+        checked.rules,
+    )
+    counts = run.engine.to_arrow(v.rule_counts(checked)).to_pylist()
+    by_file = {row.pop("_source_file"): row for row in counts}
+    limit = run.settings.max_bad_row_ratio
+    total = 0
+    for r in reads:
+        src = outcomes[r.source]
+        c = by_file.get(src.name, {"rows": 0, "bad": 0})
+        malformed = r.rows - int(c["rows"])
+        src.rows = r.rows
+        src.bad = int(c["bad"]) + malformed
+        src.clean = src.rows - src.bad
+        src.rules = {k: int(n) for k, n in c.items() if k not in ("rows", "bad") and n}
+        if malformed:
+            src.rules[v.MALFORMED] = malformed
+        total += r.rows
+        share = src.bad / src.rows
+        if share > limit:
+            src.status = "rejected"
+            src.reason = (
+                f"`{src.name}`: {src.bad} of {src.rows} rows are bad ({share:.1%}), more than "
+                f"max_bad_row_ratio {limit:.0%}; most common: {_top_rules(src.rules)}"
+            )
+    elapsed = time.perf_counter() - started
+    run.progress(
+        "validate",
+        f"{contract.dataset}: {total:,} rows in {elapsed:.1f}s ({total / max(elapsed, 1e-9):,.0f} rows/s)",
+    )
+    return _Checked(checked, [r.malformed for r in reads], outcomes)
+
+
+def _top_rules(rules: dict[str, int]) -> str:
+    top = sorted(rules.items(), key=lambda kv: -kv[1])[:3]
+    return ", ".join(f"{k} ({n})" for k, n in top) or "none"
+
+
+def _accepted_filter(t: ir.Table, names: list[str]) -> ir.Table:
+    return t.filter(t._source_file.isin(names)) if names else t.filter(ibis.literal(False))
+
+
+def _write_bad_rows(run: Run, dataset: str, c: _Checked) -> str | None:
+    accepted = [o.name for o in c.outcomes.values() if o.status == "accepted"]
+    parts = []
+    if c.checked is not None:
+        parts.append(_accepted_filter(v.bad_rows(c.checked), accepted))
+    parts += [_accepted_filter(m, accepted) for m in c.malformed]
+    if not parts or not sum(o.bad for o in c.outcomes.values() if o.status == "accepted"):
+        return None
+    bad = run.engine.union(parts, prefix=f"bad_{dataset}")
+    cols = [x for x in bad.columns if x not in ("_source_file", "_line", "_reasons", "_raw")]
+    ordered = bad.select(*cols, *(["_raw"] if "_raw" in bad.columns else []), "_source_file", "_line", "_reasons")
+    path = run.layout.bad_rows(dataset, run.run_id)
+    run.engine.write_csv(ordered.order_by(["_source_file", "_line"]), run.storage.prepare(path))
+    return path
+
+
+def _reject(run: Run, outcome: FileOutcome) -> None:
+    dst = run.layout.rejected(run.run_id, outcome.name)
+    run.storage.move(outcome.path, dst)
+    error = {
+        "run_id": run.run_id,
+        "file": outcome.name,
+        "dataset": outcome.dataset,
+        "fingerprint": outcome.fingerprint,
+        "reason": outcome.reason,
+        "rows": outcome.rows,
+        "bad": outcome.bad,
+        "rules": outcome.rules,
+        "fix": "correct the file and drop it into the landing zone again",
+    }
+    run.storage.write_bytes(dst + ".error.json", json.dumps(error, indent=2).encode())
+    outcome.path = dst
+
+
+def validate(run: Run, *, dry_run: bool = False) -> Validation:
+    """SPEC §1-2 over the reference files and the new stream files.
+
+    Writes bad rows, moves rejected files, writes the clean reference data and stages the clean
+    stream rows for `transform`. With `dry_run`, only reports: writes and moves nothing.
+    """
+    d = run.load("discover", Discovery)
+    s = run.settings
+    missing = [
+        f"no {ds} file: put the {ds} CSV in `{run.storage.uri(run.layout.landing(ds))}/`"
+        for ds, files in (("songs", d.songs), ("users", d.users))
+        if not files
+    ]
+    files: list[FileOutcome] = []
+    bad_paths: dict[str, str] = {}
+
+    def done(status: Literal["passed", "failed"], reason: str | None) -> Validation:
+        files.extend(
+            FileOutcome(
+                dataset="streams", name=f.name, path=f.path, fingerprint=f.fingerprint,
+                status="skipped", reason="already processed (same content)",
+            )
+            for f in d.skipped
+        )
+        result = Validation(status=status, reason=reason, files=files, bad_rows=bad_paths)
+        if not dry_run:
+            run.save("validate", result)
+        return result
+
+    def pending(reason: str) -> list[FileOutcome]:
+        return [
+            FileOutcome(
+                dataset="streams", name=f.name, path=f.path, fingerprint=f.fingerprint,
+                status="skipped", reason=f"not validated, left in the landing zone: {reason}",
+            )
+            for f in d.new
+        ]
+
+    if missing:
+        reason = "; ".join(missing)
+        files.extend(pending(reason))
+        return done("failed", reason)
+
+    songs = _check(run, d.songs, CONTRACTS["songs"], v.check_songs)
+    users = _check(
+        run, d.users, CONTRACTS["users"],
+        lambda raw: v.check_users(
+            raw, run_date=run.run_date, min_age=s.min_user_age, max_age=s.max_user_age
+        ),
+    )
+    ref_outcomes = [*songs.outcomes.values(), *users.outcomes.values()]
+    files.extend(ref_outcomes)
+    rejected_ref = [o for o in ref_outcomes if o.status == "rejected"]
+    if rejected_ref:
+        reason = "reference data rejected: " + "; ".join(str(o.reason) for o in rejected_ref)
+        if not dry_run:
+            for o in rejected_ref:
+                _reject(run, o)
+        files.extend(pending(reason))
+        return done("failed", reason)
+    assert songs.checked is not None and users.checked is not None
+    clean_songs = run.engine.materialize(v.clean_rows(songs.checked), "clean_songs")
+    clean_users = run.engine.materialize(v.clean_rows(users.checked), "clean_users")
+    if not dry_run:
+        for ds, c in (("songs", songs), ("users", users)):
+            path = _write_bad_rows(run, ds, c)
+            if path:
+                bad_paths[ds] = path
+        for ds, t in (("songs", clean_songs), ("users", clean_users)):
+            run.engine.write_parquet(t, run.storage.prepare(run.layout.reference(ds)))
+
+    streams = _check(
+        run, d.new, CONTRACTS["streams"],
+        lambda raw: v.check_streams(raw, songs=clean_songs, users=clean_users, run_time=run.run_time),
+    )
+    outcomes = list(streams.outcomes.values())
+    files.extend(outcomes)
+    accepted = [o.name for o in outcomes if o.status == "accepted"]
+    if streams.checked is not None and accepted:
+        clean = _accepted_filter(v.clean_rows(streams.checked), accepted)
+        early = run.engine.to_arrow(v.early_listens(clean, clean_users)).to_pylist()
+        for row in early:
+            streams.outcomes[row["_source_file"]].warnings["listen_time before created_at"] = int(row["n"])
+        if not dry_run:
+            run.engine.write_parquet(clean, run.storage.prepare(run.staging("clean_streams.parquet")))
+    if not dry_run:
+        path = _write_bad_rows(run, "streams", streams)
+        if path:
+            bad_paths["streams"] = path
+        for o in outcomes:
+            if o.status == "rejected":
+                _reject(run, o)
+    if d.new and not accepted:
+        return done("failed", "every new stream file was rejected: " + "; ".join(str(o.reason) for o in outcomes))
+    return done("passed", None)
+
+
+# -- 3. transform ------------------------------------------------------------------------------
+
+
+def transform(run: Run) -> TransformResult:
+    """Enrich the staged clean streams; write one Parquet file per (source file, date)."""
+    val = run.load("validate", Validation)
+    accepted = val.accepted()
+    if not accepted:
+        result = TransformResult(dates=[], events=0)
+        run.save("transform", result)
+        return result
+    songs = run.engine.read_parquet([run.storage.uri(run.layout.reference("songs"))])
+    streams = run.engine.read_parquet([run.storage.uri(run.staging("clean_streams.parquet"))])
+    events = run.engine.materialize(enrich_streams(streams, songs), "events")
+    pairs = run.engine.to_arrow(
+        events.group_by(["_source_file", "date"]).aggregate(n=events.count()).order_by(["_source_file", "date"])
+    ).to_pylist()
+    fp = {o.name: o.fingerprint for o in accepted}
+    written: dict[str, list[str]] = {}
+    for p in pairs:
+        path = run.layout.events(p["date"], fp[p["_source_file"]])
+        part = events.filter((events._source_file == p["_source_file"]) & (events.date == p["date"]))
+        run.engine.write_parquet(part, run.storage.prepare(path))
+        written.setdefault(p["_source_file"], []).append(path)
+    dates = sorted({p["date"] for p in pairs})
+    result = TransformResult(dates=dates, events=sum(p["n"] for p in pairs), files=written)
+    run.save("transform", result)
+    run.progress("transform", f"{result.events:,} events over {len(dates)} date(s)")
+    return result
+
+
+# -- 4. kpis -----------------------------------------------------------------------------------
+
+
+def compute_kpis(run: Run) -> KpiResult:
+    """Recompute the three KPI tables for the touched dates, from every event of those dates."""
+    tr = run.load("transform", TransformResult)
+    rows: dict[str, int] = dict.fromkeys(kpi.KPI_TABLES, 0)
+    if tr.dates:
+        files = [
+            run.storage.uri(f.path)
+            for d in tr.dates
+            for f in run.storage.list(run.layout.events_dir(d))
+            if f.name.endswith(".parquet")
+        ]
+        events = run.engine.materialize(kpi.unique_events(run.engine.read_parquet(files)), "unique")
+        genres = run.engine.materialize(kpi.genre_kpis(events), "genre_kpis")
+        tables = {
+            "genre_kpis": genres,
+            "top_songs": kpi.top_songs(events, run.settings.top_songs_n),
+            "top_genres": kpi.top_genres(genres, run.settings.top_genres_n),
+        }
+        for name, t in tables.items():
+            t = run.engine.materialize(t, name)
+            for d in tr.dates:
+                part = t.filter(t.date == d)
+                run.engine.write_parquet(part, run.storage.prepare(run.layout.kpi(name, d)))
+            rows[name] = int(run.engine.scalar(t.count()))  # type: ignore[call-overload]
+    result = KpiResult(dates=tr.dates, rows=rows)
+    run.save("kpis", result)
+    run.progress("kpis", ", ".join(f"{k}: {n}" for k, n in rows.items()))
+    return result
+
+
+# -- 5. load -----------------------------------------------------------------------------------
+
+
+def load(run: Run) -> LoadResult:
+    """Replace the touched dates' rows in the KPI store."""
+    k = run.load("kpis", KpiResult)
+    rows: dict[str, int] = {}
+    for name in kpi.KPI_TABLES:
+        if not k.dates:
+            rows[name] = 0
+            continue
+        t = run.engine.read_parquet([run.storage.uri(run.layout.kpi(name, d)) for d in k.dates])
+        rows[name] = run.store.replace(name, k.dates, run.engine.to_arrow(t))
+    result = LoadResult(dates=k.dates, rows=rows)
+    run.save("load", result)
+    run.progress("load", ", ".join(f"{k}: {n}" for k, n in rows.items()))
+    return result
+
+
+# -- 6. archive --------------------------------------------------------------------------------
+
+
+def archive(run: Run) -> ArchiveResult:
+    """Move the accepted and skipped stream files to `archived/<run date>/`.
+
+    A different file already archived under the same name is never overwritten: this one gets
+    its fingerprint in its name instead.
+    """
+    val = run.load("validate", Validation)
+    moved: dict[str, str] = {}
+    for o in val.files:
+        if o.dataset != "streams" or o.status == "rejected" or not run.storage.exists(o.path):
+            continue
+        if o.status == "skipped" and o.reason and o.reason.startswith("not validated"):
+            continue
+        dst = run.layout.archived(run.run_date, o.name)
+        if run.storage.exists(dst) and run.storage.fingerprint(dst) != o.fingerprint:
+            stem, dot, ext = o.name.partition(".")
+            dst = run.layout.archived(run.run_date, f"{stem}.{o.fingerprint[:12]}{dot}{ext}")
+        run.storage.move(o.path, dst)
+        moved[o.path] = dst
+    result = ArchiveResult(moved=moved)
+    run.save("archive", result)
+    run.progress("archive", f"{len(moved)} file(s) archived")
+    return result
+
+
+# -- 7. finish ---------------------------------------------------------------------------------
+
+
+def finish(run: Run, report: RunReport) -> RunReport:
+    """Mark files done, write the run report, notify, and drop the run's staging."""
+    if report.status == "succeeded":
+        for o in report.files:
+            if o.dataset == "streams" and o.status in ("accepted", "skipped") and o.path in report.archived:
+                run.ledger.mark_done(
+                    o.fingerprint,
+                    {"run_id": run.run_id, "file": o.name, "archived": report.archived[o.path]},
+                )
+    report.finished_at = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    run.storage.write_bytes(
+        run.layout.run_report(run.run_id), report.model_dump_json(indent=2).encode()
+    )
+    words = {"succeeded": "succeeded", "failed": "FAILED", "nothing_to_do": "nothing to do"}
+    subject = f"playcount run {run.run_id} {words[report.status]}"
+    if report.status == "succeeded":
+        s = report.summary()
+        subject += f": {s['clean']:,} clean / {s['bad']:,} bad rows, {len(report.dates)} date(s)"
+    notify_safely(
+        run.notifier, Notification(run.run_id, report.status, subject[:100], report.summary())
+    )
+    for f in run.storage.list(f"_playcount/staging/{run.run_id}"):
+        run.storage.delete(f.path)
+    return report
+
+
+# -- the whole run -----------------------------------------------------------------------------
+
+
+@contextmanager
+def _timed(report: RunReport, stage: str, run: Run) -> Iterator[None]:
+    started = time.perf_counter()
+    run.progress(stage, "started")
+    try:
+        yield
+    finally:
+        report.stages[stage] = round(time.perf_counter() - started, 3)
+
+
+def _lock(run: Run) -> RunLock:
+    return RunLock(run.storage.uri(run.layout.lock), run.run_id)
+
+
+def _clear_stale_staging(run: Run) -> None:
+    for f in run.storage.list("_playcount/staging"):
+        if not f.path.startswith(f"_playcount/staging/{run.run_id}/"):
+            run.storage.delete(f.path)
+
+
+def run_pipeline(run: Run, *, after_stage: Callable[[str], None] | None = None) -> RunReport:
+    """All seven stages under the root's lock. Returns the report (status failed on failed
+    validation); re-raises an unexpected error after reporting it (the run is safe to re-run).
+
+    `after_stage` is called after each stage (tests use it to simulate a crash there).
+    """
+    hook = after_stage or (lambda stage: None)
+    report = RunReport(
+        run_id=run.run_id, status="succeeded", root=run.storage.root, run_date=run.run_date,
+        started_at=run.started_at,
+    )
+    with _lock(run):
+        _clear_stale_staging(run)
+        try:
+            with _timed(report, "discover", run):
+                d = discover(run)
+                run.save("discover", d)
+            hook("discover")
+            if d.nothing_to_do:
+                report.status = "nothing_to_do"
+                report.reason = "no new stream files"
+                return finish(run, report)
+            with _timed(report, "validate", run):
+                val = validate(run)
+                report.files = val.files
+                report.bad_rows = val.bad_rows
+            hook("validate")
+            if val.status == "failed":
+                report.status, report.reason = "failed", val.reason
+                return finish(run, report)
+            with _timed(report, "transform", run):
+                tr = transform(run)
+                report.dates = tr.dates
+            hook("transform")
+            with _timed(report, "kpis", run):
+                compute_kpis(run)
+            hook("kpis")
+            with _timed(report, "load", run):
+                report.kpi_rows = load(run).rows
+            hook("load")
+            with _timed(report, "archive", run):
+                report.archived = archive(run).moved
+            hook("archive")
+            with _timed(report, "finish", run):
+                finish(run, report)
+            return report
+        except Exception as e:
+            report.status = "failed"
+            report.reason = f"unexpected error: {e} (safe to re-run)"
+            log.exception("run %s failed", run.run_id)
+            finish(run, report)
+            raise

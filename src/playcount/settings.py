@@ -1,0 +1,129 @@
+"""Typed, closed settings: `playcount.toml` < `PLAYCOUNT_*` environment < CLI flags.
+
+Unknown keys are errors that name the key (a typo must not silently fall back to a default).
+Nested settings use `__` in the environment: `PLAYCOUNT_STORE__PATH=/data/kpis.duckdb`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from playcount.errors import SettingsError
+
+__all__ = ["Settings", "StoreSettings", "NotifySettings", "load_settings", "CONFIG_FILE"]
+
+CONFIG_FILE = "playcount.toml"
+ENV_PREFIX = "PLAYCOUNT_"
+
+
+class StoreSettings(BaseModel):
+    """The KPI store. `duckdb`: a DuckDB file, `<root>/kpis.duckdb` unless `path` is set."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["duckdb"] = "duckdb"
+    path: str | None = None
+
+
+class NotifySettings(BaseModel):
+    """The notifier. `log`: a log line plus `<root>/_playcount/notifications.jsonl`."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["log"] = "log"
+
+
+class Settings(BaseSettings):
+    """Everything a run can be told. Defaults are SPEC's."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    root: str = Field(".", description="the lake root: a folder")
+    engine: Literal["duckdb"] = "duckdb"
+    streams_prefix: str = Field("raw_data/streams", description="landing prefix of stream files")
+    max_bad_row_ratio: float = Field(0.10, ge=0.0, le=1.0)
+    min_user_age: int = Field(13, ge=0)
+    max_user_age: int = Field(120, ge=1)
+    top_songs_n: int = Field(3, ge=1)
+    top_genres_n: int = Field(5, ge=1)
+    run_date: dt.date | None = Field(
+        None, description="the run's date (archive folder, created_at check); default: today UTC"
+    )
+    threads: int | None = Field(None, ge=1, description="engine threads; default: all cores")
+    store: StoreSettings = StoreSettings()
+    notify: NotifySettings = NotifySettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # flags > PLAYCOUNT_* environment > playcount.toml
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    def store_path(self) -> Path:
+        return Path(self.store.path) if self.store.path else Path(self.root) / "kpis.duckdb"
+
+
+def _check_env() -> None:
+    fields = {f.upper() for f in Settings.model_fields}
+    for key in os.environ:
+        if key.startswith(ENV_PREFIX):
+            top = key[len(ENV_PREFIX):].split("__", 1)[0]
+            if top not in fields:
+                raise SettingsError(
+                    f"unknown setting in the environment: `{key}`",
+                    fix=f"remove it or use one of: {', '.join(sorted(ENV_PREFIX + f for f in fields))}",
+                )
+
+
+def load_settings(config: str | Path | None = None, **flags: Any) -> Settings:
+    """Settings from `config` (or `./playcount.toml` if present), the environment and flags.
+
+    Flags whose value is None are not given. Raises `SettingsError` naming the bad key.
+    """
+    path = Path(config) if config else Path(CONFIG_FILE)
+    if config and not path.is_file():
+        raise SettingsError(f"no settings file at `{path}`", fix="check the --config path")
+    _check_env()
+
+    class _FromFile(Settings):
+        model_config = SettingsConfigDict(toml_file=path if path.is_file() else None)
+
+    given = {k: v for k, v in flags.items() if v is not None}
+    try:
+        loaded = _FromFile(**given)
+    except tomllib.TOMLDecodeError as e:
+        raise SettingsError(f"`{path}` is not valid TOML: {e}", fix="fix the file") from e
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            raise SettingsError(
+                f"unknown setting `{key}`",
+                fix=f"remove it from {path} or the flags; known settings: "
+                f"{', '.join(Settings.model_fields)}",
+                key=key,
+            ) from e
+        raise SettingsError(
+            f"setting `{key}` = `{err.get('input')}` is invalid: {err['msg']}",
+            fix="correct it in playcount.toml, the PLAYCOUNT_* environment or the flag",
+            key=key,
+        ) from e
+    return loaded

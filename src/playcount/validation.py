@@ -1,0 +1,238 @@
+"""Validation: the contract of SPEC §1-2 as named Ibis predicates. Pure: no I/O.
+
+`check_songs` / `check_users` / `check_streams` take the raw table of a dataset (every column a
+string, plus `_source_file` and `_line`) and return a `Checked`: the same rows with their typed
+values and `_reasons` (every failed rule, joined with "; ", empty when the row is clean).
+`clean_rows`, `bad_rows` and `rule_counts` split it. The pipeline materialises the checked table
+once and derives the three from it, so the rules run once per row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import ibis
+import ibis.expr.types as ir
+
+from playcount.contracts import SONGS, STREAMS, USERS, Contract
+
+__all__ = [
+    "Checked",
+    "REASON_SEPARATOR",
+    "MALFORMED",
+    "DUPLICATE",
+    "check_songs",
+    "check_users",
+    "check_streams",
+    "clean_rows",
+    "bad_rows",
+    "rule_counts",
+    "parse_timestamp_utc",
+    "early_listens",
+]
+
+REASON_SEPARATOR = "; "
+MALFORMED = "malformed row"
+DUPLICATE = "duplicate"
+
+_INT = r"^\s*[+-]?\d{1,18}\s*$"
+_DATE_OR_TS = r"^\s*(\d{4}-\d{2}-\d{2})(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?\s*$"
+_TS = (
+    r"^\s*(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)\s*"
+    r"(Z|[+-]\d{2}:?\d{2})?\s*$"
+)
+_TYPED = "_t_"
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A dataset's rows after every rule: raw text, typed values (`_t_*`) and `_reasons`."""
+
+    contract: Contract
+    table: ir.Table
+    raw_columns: tuple[str, ...]
+    """The file's own columns, in header order (kept as text in bad rows)."""
+    rules: tuple[str, ...]
+    """Every reason this dataset can give, for counting."""
+
+
+def _blank(s: ir.StringValue) -> ir.BooleanValue:
+    return s.isnull() | (s.strip() == "")
+
+
+def _text(s: ir.StringValue) -> ir.StringValue:
+    """Trimmed text, empty as null."""
+    return s.strip().nullif("")
+
+
+def _integer(s: ir.StringValue) -> ir.IntegerValue:
+    """The integer a string holds, or null when it is not a plain integer."""
+    return ibis.ifelse(s.re_search(_INT), s.strip().try_cast("int64"), ibis.null("int64"))
+
+
+def parse_timestamp_utc(s: ir.StringValue) -> ir.TimestampValue:
+    """`YYYY-MM-DD HH:MM:SS` or ISO 8601 with optional offset, as a UTC timestamp; else null.
+
+    The common `YYYY-MM-DD HH:MM:SS` form skips the regular expression (it is most rows).
+    """
+    fast = (s.length() == 19) & (s.substr(10, 1) == " ")
+    date_part = s.re_extract(_TS, 1).nullif("")
+    time_part = s.re_extract(_TS, 2).nullif("")
+    offset = s.re_extract(_TS, 3).nullif("")
+    base = (date_part + " " + time_part).try_cast("timestamp")
+    digits = offset.replace(":", "")
+    sign = ibis.ifelse(offset.substr(0, 1) == "-", -1, 1)
+    minutes = ibis.ifelse(
+        offset.isnull() | (offset == "Z"),
+        0,
+        sign * (digits.substr(1, 2).cast("int32") * 60 + digits.substr(3, 2).cast("int32")),
+    )
+    slow = base - minutes.as_interval("m")
+    return ibis.ifelse(fast, s.try_cast("timestamp"), slow)
+
+
+def _parse_date(s: ir.StringValue) -> ir.DateValue:
+    """`YYYY-MM-DD`, or the date of an ISO timestamp; else null."""
+    return s.re_extract(_DATE_OR_TS, 1).nullif("").try_cast("date")
+
+
+def _reasons(checks: list[tuple[ir.BooleanValue, str]]) -> ir.StringValue:
+    parts = [ibis.ifelse(failed, ibis.literal(reason), ibis.null("string")) for failed, reason in checks]
+    return ibis.literal(REASON_SEPARATOR).join(parts)
+
+
+def _with_duplicates(
+    t: ir.Table, contract: Contract, typed_key: list[str], reasons: ir.StringValue
+) -> ir.Table:
+    """Add `_reasons`; `duplicate` is judged among rows that pass every other rule.
+
+    The first such row in file order (file name, then line) is kept.
+    """
+    t = t.mutate(_pre=reasons.fill_null(""))
+    group = [t[c] for c in typed_key] + [t._pre == ""]
+    if contract.key_per_file:
+        group.append(t._source_file)
+    rank = ibis.row_number().over(group_by=group, order_by=[t._source_file, t._line])
+    dup = (t._pre == "") & (rank > 0)
+    final = ibis.ifelse(
+        dup,
+        ibis.literal(DUPLICATE),
+        t._pre,
+    )
+    return t.mutate(_reasons=final).drop("_pre")
+
+
+def _finish(t: ir.Table, contract: Contract, raw: list[str], checks: list[tuple[ir.BooleanValue, str]]) -> Checked:
+    typed_key = [f"{_TYPED}{c}" for c in contract.key]
+    table = _with_duplicates(t, contract, typed_key, _reasons(checks))
+    return Checked(contract, table, tuple(raw), tuple(r for _, r in checks) + (DUPLICATE,))
+
+
+def _raw_columns(raw: ir.Table) -> list[str]:
+    return [c for c in raw.columns if c not in ("_source_file", "_line")]
+
+
+def check_songs(raw: ir.Table) -> Checked:
+    """SPEC §1 songs: track_id, track_genre, duration_ms, popularity, explicit."""
+    cols = _raw_columns(raw)
+    duration = _integer(raw.duration_ms)
+    typed: dict[str, ir.Value] = {
+        f"{_TYPED}track_id": _text(raw.track_id),
+        f"{_TYPED}track_genre": raw.track_genre.strip().lower().nullif(""),
+        f"{_TYPED}duration_ms": duration,
+    }
+    checks: list[tuple[ir.BooleanValue, str]] = [
+        (_blank(raw.track_id), "track_id is empty"),
+        (_blank(raw.track_genre), "track_genre is empty"),
+        (duration.isnull(), "duration_ms is not an integer"),
+        (duration.notnull() & ~duration.between(1, 86_400_000), "duration_ms out of range [1,86400000]"),
+    ]
+    if "popularity" in cols:
+        pop = _integer(raw.popularity)
+        typed[f"{_TYPED}popularity"] = pop
+        present = ~_blank(raw.popularity)
+        checks += [
+            (present & pop.isnull(), "popularity is not an integer"),
+            (pop.notnull() & ~pop.between(0, 100), "popularity out of range [0,100]"),
+        ]
+    if "explicit" in cols:
+        flag = raw.explicit.strip().lower()
+        typed[f"{_TYPED}explicit"] = flag.cases(("true", True), ("false", False), else_=None)
+        checks.append((~_blank(raw.explicit) & ~flag.isin(["true", "false"]), "explicit is not True/False"))
+    return _finish(raw.mutate(**typed), SONGS, cols, checks)
+
+
+def check_users(raw: ir.Table, *, run_date: dt.date, min_age: int = 13, max_age: int = 120) -> Checked:
+    """SPEC §1 users: user_id, user_age, created_at."""
+    cols = _raw_columns(raw)
+    uid = _integer(raw.user_id)
+    age = _integer(raw.user_age)
+    created = _parse_date(raw.created_at)
+    t = raw.mutate(
+        **{f"{_TYPED}user_id": uid, f"{_TYPED}user_age": age, f"{_TYPED}created_at": created}
+    )
+    checks: list[tuple[ir.BooleanValue, str]] = [
+        (uid.isnull(), "user_id is not an integer"),
+        (age.isnull(), "user_age is not an integer"),
+        (age.notnull() & ~age.between(min_age, max_age), f"user_age out of range [{min_age},{max_age}]"),
+        (created.isnull(), "created_at is not a date"),
+        (created.notnull() & (created > ibis.literal(run_date)), "created_at is after the run date"),
+    ]
+    return _finish(t, USERS, cols, checks)
+
+
+def check_streams(
+    raw: ir.Table, *, songs: ir.Table, users: ir.Table, run_time: dt.datetime
+) -> Checked:
+    """SPEC §1 streams against the *clean* songs and users (`clean_rows` of their checks)."""
+    cols = _raw_columns(raw)
+    uid = _integer(raw.user_id)
+    track = _text(raw.track_id)
+    ts = parse_timestamp_utc(raw.listen_time)
+    latest = ibis.literal(run_time.replace(tzinfo=None) + dt.timedelta(days=1))
+    t = raw.mutate(**{f"{_TYPED}user_id": uid, f"{_TYPED}track_id": track, f"{_TYPED}listen_time": ts})
+    checks: list[tuple[ir.BooleanValue, str]] = [
+        (uid.isnull(), "user_id is not an integer"),
+        (uid.notnull() & ~uid.isin(users.user_id), "unknown user_id"),
+        (track.isnull(), "track_id is empty"),
+        (track.notnull() & ~track.isin(songs.track_id), "unknown track_id"),
+        (ts.isnull(), "listen_time is not a timestamp"),
+        (ts.notnull() & (ts > latest), "listen_time is more than 1 day after the run time"),
+    ]
+    return _finish(t, STREAMS, cols, checks)
+
+
+def clean_rows(checked: Checked) -> ir.Table:
+    """The rows that passed every rule: typed key columns, then the other columns as text."""
+    t = checked.table
+    typed = [c for c in t.columns if c.startswith(_TYPED)]
+    names = {c[len(_TYPED):] for c in typed}
+    rest = [c for c in checked.raw_columns if c not in names]
+    return t.filter(t._reasons == "").select(
+        *[t[c].name(c[len(_TYPED):]) for c in typed], *rest, "_source_file", "_line"
+    )
+
+
+def bad_rows(checked: Checked) -> ir.Table:
+    """The rows that failed a rule: every original text value, `_source_file`, `_line`, `_reasons`."""
+    t = checked.table
+    return t.filter(t._reasons != "").select(*checked.raw_columns, "_source_file", "_line", "_reasons")
+
+
+def rule_counts(checked: Checked) -> ir.Table:
+    """Rows per file: `rows`, `bad`, and one count column per rule (named by its reason)."""
+    t = checked.table
+    aggs = {
+        "rows": t.count(),
+        "bad": (t._reasons != "").sum(),
+        **{rule: t._reasons.contains(rule).sum() for rule in checked.rules},
+    }
+    return t.group_by("_source_file").aggregate(**aggs)
+
+
+def early_listens(clean_streams: ir.Table, users: ir.Table) -> ir.Table:
+    """Per file, clean events whose listen_time is before their user's created_at (a warning)."""
+    j = clean_streams.join(users.select("user_id", "created_at"), "user_id")
+    early = j.filter(j.listen_time.date() < j.created_at)
+    return early.group_by("_source_file").aggregate(n=early.count())
