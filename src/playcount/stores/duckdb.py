@@ -76,7 +76,7 @@ class DuckDBStore:
             clause = f"WHERE {' AND '.join(where)}" if where else ""
             return con.execute(
                 f"SELECT * FROM {table} {clause} ORDER BY {_ORDER[table]}", params
-            ).fetch_arrow_table()
+            ).to_arrow_table()
         except duckdb.CatalogException as e:
             raise StoreError(f"the KPI store `{self.path}` has no table `{table}`", fix="run `playcount run` first") from e
         finally:
