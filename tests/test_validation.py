@@ -21,6 +21,7 @@ from playcount.validation import (
     check_users,
     clean_rows,
     early_listens,
+    parse_timestamp_utc,
     rule_counts,
 )
 
@@ -67,6 +68,12 @@ def rows(engine: Any, expr: ir.Table) -> list[dict[str, Any]]:
     return sorted(engine.to_arrow(expr).to_pylist(), key=lambda r: (r["_source_file"], r["_line"]))
 
 
+def by_row(engine: Any, checked: Checked, cases: list[tuple[tuple[Any, ...], str]]) -> list[tuple[tuple[Any, ...], str]]:
+    """Each case's row beside the `_reasons` validation gave it (rows are on lines 2, 3, ...)."""
+    got = reasons(engine, checked)
+    return [(row, got[i + 2]) for i, (row, _) in enumerate(cases)]
+
+
 def reasons(engine: Any, checked: Checked) -> dict[int, str]:
     """`_line` -> `_reasons` of every row (empty when clean)."""
     return {r["_line"]: r["_reasons"] for r in rows(engine, checked.table.select("_source_file", "_line", "_reasons"))}
@@ -75,49 +82,49 @@ def reasons(engine: Any, checked: Checked) -> dict[int, str]:
 # -- songs ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("row", "reason"),
-    [
-        (song(track_id=""), "track_id is empty"),
-        (song(track_id="   "), "track_id is empty"),
-        (song(track_id=None), "track_id is empty"),
-        (song(genre=""), "track_genre is empty"),
-        (song(genre=" "), "track_genre is empty"),
-        (song(duration="12.5"), "duration_ms is not an integer"),
-        (song(duration="abc"), "duration_ms is not an integer"),
-        (song(duration=None), "duration_ms is not an integer"),
-        (song(duration="0"), "duration_ms out of range [1,86400000]"),
-        (song(duration="86400001"), "duration_ms out of range [1,86400000]"),
-        (song(duration="-5"), "duration_ms out of range [1,86400000]"),
-        (song(popularity="101"), "popularity out of range [0,100]"),
-        (song(popularity="-1"), "popularity out of range [0,100]"),
-        (song(popularity="abc"), "popularity is not an integer"),
-        (song(explicit="maybe"), "explicit is not True/False"),
-    ],
-)
-def test_song_rule(engine: Any, row: tuple[Any, ...], reason: str) -> None:
-    checked = check_songs(raw_table(SONG_COLS, [song("OK"), row]))
-    assert reasons(engine, checked) == {2: "", 3: reason}
+SONG_FAILS = [
+    (song(track_id=""), "track_id is empty"),
+    (song(track_id="   "), "track_id is empty"),
+    (song(track_id=None), "track_id is empty"),
+    (song(genre=""), "track_genre is empty"),
+    (song(genre=" "), "track_genre is empty"),
+    (song(duration="12.5"), "duration_ms is not an integer"),
+    (song(duration="abc"), "duration_ms is not an integer"),
+    (song(duration=None), "duration_ms is not an integer"),
+    (song(duration="0"), "duration_ms out of range [1,86400000]"),
+    (song(duration="86400001"), "duration_ms out of range [1,86400000]"),
+    (song(duration="-5"), "duration_ms out of range [1,86400000]"),
+    (song(popularity="101"), "popularity out of range [0,100]"),
+    (song(popularity="-1"), "popularity out of range [0,100]"),
+    (song(popularity="abc"), "popularity is not an integer"),
+    (song(explicit="maybe"), "explicit is not True/False"),
+]
 
 
-@pytest.mark.parametrize(
-    "row",
-    [
-        song(duration="86400000"),
-        song(duration="1"),
-        song(duration=" 200000 "),
-        song(popularity=""),
-        song(popularity=None),
-        song(popularity="0"),
-        song(popularity="100"),
-        song(explicit="TRUE"),
-        song(explicit="false"),
-        song(explicit=""),
-        song(name="", artists=""),
-    ],
-)
-def test_song_accepted(engine: Any, row: tuple[Any, ...]) -> None:
-    assert reasons(engine, check_songs(raw_table(SONG_COLS, [row]))) == {2: ""}
+def test_song_rules(engine: Any) -> None:
+    checked = check_songs(raw_table(SONG_COLS, [row for row, _ in SONG_FAILS]))
+    assert by_row(engine, checked, SONG_FAILS) == SONG_FAILS
+
+
+SONG_OK = [
+    (song(duration="86400000"), ""),
+    (song(duration="1"), ""),
+    (song(duration=" 200000 "), ""),
+    (song(popularity=""), ""),
+    (song(popularity=None), ""),
+    (song(popularity="0"), ""),
+    (song(popularity="100"), ""),
+    (song(explicit="TRUE"), ""),
+    (song(explicit="false"), ""),
+    (song(explicit=""), ""),
+    (song(name="", artists=""), ""),
+]
+
+
+def test_song_accepted(engine: Any) -> None:
+    cases = [((f"OK{i}", *row[1:]), "") for i, (row, _) in enumerate(SONG_OK)]  # distinct track ids
+    checked = check_songs(raw_table(SONG_COLS, [row for row, _ in cases]))
+    assert by_row(engine, checked, cases) == cases
 
 
 def test_song_clean_values_are_typed_and_normalised(engine: Any) -> None:
@@ -188,40 +195,40 @@ def test_song_duplicate_of_a_bad_row_is_not_a_duplicate(engine: Any) -> None:
 # -- users ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("row", "reason"),
-    [
-        (user(user_id="abc"), "user_id is not an integer"),
-        (user(user_id="1.5"), "user_id is not an integer"),
-        (user(user_id=""), "user_id is not an integer"),
-        (user(age="12"), "user_age out of range [13,120]"),
-        (user(age="121"), "user_age out of range [13,120]"),
-        (user(age="thirty"), "user_age is not an integer"),
-        (user(age=""), "user_age is not an integer"),
-        (user(created="2024-13-01"), "created_at is not a date"),
-        (user(created="yesterday"), "created_at is not a date"),
-        (user(created=""), "created_at is not a date"),
-        (user(created="2024-06-26"), "created_at is after the run date"),
-    ],
-)
-def test_user_rule(engine: Any, row: tuple[Any, ...], reason: str) -> None:
-    checked = check_users(raw_table(USER_COLS, [user("100"), row]), run_date=RUN_DATE)
-    assert reasons(engine, checked) == {2: "", 3: reason}
+USER_FAILS = [
+    (user(user_id="abc"), "user_id is not an integer"),
+    (user(user_id="1.5"), "user_id is not an integer"),
+    (user(user_id=""), "user_id is not an integer"),
+    (user(age="12"), "user_age out of range [13,120]"),
+    (user(age="121"), "user_age out of range [13,120]"),
+    (user(age="thirty"), "user_age is not an integer"),
+    (user(age=""), "user_age is not an integer"),
+    (user(created="2024-13-01"), "created_at is not a date"),
+    (user(created="yesterday"), "created_at is not a date"),
+    (user(created=""), "created_at is not a date"),
+    (user(created="2024-06-26"), "created_at is after the run date"),
+]
 
 
-@pytest.mark.parametrize(
-    "row",
-    [
-        user(age="13"),
-        user(age="120"),
-        user(created="2024-06-25"),
-        user(created="2024-06-25T23:59:59"),
-        user(created="2024-01-01T10:00:00Z"),
-        user(created="2024-01-01 10:00:00+02:00"),
-    ],
-)
-def test_user_accepted(engine: Any, row: tuple[Any, ...]) -> None:
-    assert reasons(engine, check_users(raw_table(USER_COLS, [row]), run_date=RUN_DATE)) == {2: ""}
+def test_user_rules(engine: Any) -> None:
+    checked = check_users(raw_table(USER_COLS, [row for row, _ in USER_FAILS]), run_date=RUN_DATE)
+    assert by_row(engine, checked, USER_FAILS) == USER_FAILS
+
+
+USER_OK = [
+    (user(age="13"), ""),
+    (user(age="120"), ""),
+    (user(created="2024-06-25"), ""),
+    (user(created="2024-06-25T23:59:59"), ""),
+    (user(created="2024-01-01T10:00:00Z"), ""),
+    (user(created="2024-01-01 10:00:00+02:00"), ""),
+]
+
+
+def test_user_accepted(engine: Any) -> None:
+    cases = [((str(100 + i), *row[1:]), "") for i, (row, _) in enumerate(USER_OK)]  # distinct user ids
+    checked = check_users(raw_table(USER_COLS, [row for row, _ in cases]), run_date=RUN_DATE)
+    assert by_row(engine, checked, cases) == cases
 
 
 def test_user_age_bounds_configurable(engine: Any) -> None:
@@ -289,48 +296,59 @@ def streams(refs: tuple[ir.Table, ir.Table], rows_: list[tuple[Any, ...]], run_t
     return check_streams(raw_table(STREAM_COLS, rows_), songs=songs, users=users, run_time=run_time)
 
 
-@pytest.mark.parametrize(
-    ("row", "reason"),
-    [
-        (("9", "T1", "2024-06-25 10:00:00"), "unknown user_id"),
-        (("3", "T1", "2024-06-25 10:00:00"), "unknown user_id"),  # user 3 is itself a bad row
-        (("x", "T1", "2024-06-25 10:00:00"), "user_id is not an integer"),
-        (("", "T1", "2024-06-25 10:00:00"), "user_id is not an integer"),
-        (("1", "T9", "2024-06-25 10:00:00"), "unknown track_id"),
-        (("1", "T3", "2024-06-25 10:00:00"), "unknown track_id"),  # song T3 is itself a bad row
-        (("1", "t1", "2024-06-25 10:00:00"), "unknown track_id"),  # track ids are case-sensitive
-        (("1", "", "2024-06-25 10:00:00"), "track_id is empty"),
-        (("1", "  ", "2024-06-25 10:00:00"), "track_id is empty"),
-        (("1", "T1", "garbage"), "listen_time is not a timestamp"),
-        (("1", "T1", ""), "listen_time is not a timestamp"),
-        (("1", "T1", "2024-06-25"), "listen_time is not a timestamp"),
-        (("1", "T1", "2024-06-25 25:00:00"), "listen_time is not a timestamp"),
-        (("1", "T1", "2024-06-26 12:00:01"), "listen_time is more than 1 day after the run time"),
-        (("1", "T1", "2024-06-26T14:00:01+02:00"), "listen_time is more than 1 day after the run time"),
-    ],
-)
-def test_stream_rule(engine: Any, refs: tuple[ir.Table, ir.Table], row: tuple[Any, ...], reason: str) -> None:
-    checked = streams(refs, [("1", "T1", "2024-06-25 09:00:00"), row])
-    assert reasons(engine, checked) == {2: "", 3: reason}
+STREAM_FAILS = [
+    (("9", "T1", "2024-06-25 10:00:00"), "unknown user_id"),
+    (("3", "T1", "2024-06-25 10:00:00"), "unknown user_id"),  # user 3 is itself a bad row
+    (("x", "T1", "2024-06-25 10:00:00"), "user_id is not an integer"),
+    (("", "T1", "2024-06-25 10:00:00"), "user_id is not an integer"),
+    (("1", "T9", "2024-06-25 10:00:00"), "unknown track_id"),
+    (("1", "T3", "2024-06-25 10:00:00"), "unknown track_id"),  # song T3 is itself a bad row
+    (("1", "t1", "2024-06-25 10:00:00"), "unknown track_id"),  # track ids are case-sensitive
+    (("1", "", "2024-06-25 10:00:00"), "track_id is empty"),
+    (("1", "  ", "2024-06-25 10:00:00"), "track_id is empty"),
+    (("1", "T1", "garbage"), "listen_time is not a timestamp"),
+    (("1", "T1", ""), "listen_time is not a timestamp"),
+    (("1", "T1", "2024-06-25"), "listen_time is not a timestamp"),
+    (("1", "T1", "2024-06-25 25:00:00"), "listen_time is not a timestamp"),
+    (("1", "T1", "2024-06-26 12:00:01"), "listen_time is more than 1 day after the run time"),
+    (("1", "T1", "2024-06-26T14:00:01+02:00"), "listen_time is more than 1 day after the run time"),
+]
 
 
-@pytest.mark.parametrize(
-    ("text", "utc"),
-    [
-        ("2024-06-25 23:30:00", dt.datetime(2024, 6, 25, 23, 30)),
-        ("2024-06-25T23:30:00", dt.datetime(2024, 6, 25, 23, 30)),
-        ("2024-06-25T23:30:00Z", dt.datetime(2024, 6, 25, 23, 30)),
-        ("2024-06-25T23:30:00+02:00", dt.datetime(2024, 6, 25, 21, 30)),
-        ("2024-06-25T23:30:00-02:00", dt.datetime(2024, 6, 26, 1, 30)),
-        ("2024-06-25T23:30:00+0530", dt.datetime(2024, 6, 25, 18, 0)),
-        ("2024-06-25 23:30", dt.datetime(2024, 6, 25, 23, 30)),
-        ("2024-06-26 12:00:00", dt.datetime(2024, 6, 26, 12, 0)),  # exactly run time + 1 day: allowed
-    ],
-)
-def test_stream_listen_time_to_utc(engine: Any, refs: tuple[ir.Table, ir.Table], text: str, utc: dt.datetime) -> None:
-    checked = streams(refs, [("1", "T1", text)])
-    [r] = rows(engine, clean_rows(checked))
-    assert r["listen_time"].replace(tzinfo=None) == utc
+def test_stream_rules(engine: Any, refs: tuple[ir.Table, ir.Table]) -> None:
+    cases = [(("1", "T1", "2024-06-25 09:00:00"), ""), *STREAM_FAILS]
+    checked = streams(refs, [row for row, _ in cases])
+    assert by_row(engine, checked, cases) == cases
+
+
+LISTEN_TIMES = [
+    ("2024-06-25 23:30:00", dt.datetime(2024, 6, 25, 23, 30)),
+    ("2024-06-25T23:30:00", dt.datetime(2024, 6, 25, 23, 30)),
+    ("2024-06-25T23:30:00Z", dt.datetime(2024, 6, 25, 23, 30)),
+    ("2024-06-25T23:30:00+02:00", dt.datetime(2024, 6, 25, 21, 30)),
+    ("2024-06-25T23:30:00-02:00", dt.datetime(2024, 6, 26, 1, 30)),
+    ("2024-06-25T23:30:00+0530", dt.datetime(2024, 6, 25, 18, 0)),
+    ("2024-06-25 23:30", dt.datetime(2024, 6, 25, 23, 30)),
+    ("2024-06-25 23:30:00.5", None),
+    ("2024-06-25T23:30:00.250+01:00", dt.datetime(2024, 6, 25, 22, 30, 0, 250000)),
+    ("2024-06-25", None),
+    ("garbage", None),
+    ("2024-02-30 10:00:00", None),
+]
+
+
+def test_listen_time_to_utc(engine: Any) -> None:
+    t = ibis.memtable(pa.table({"s": pa.array([text for text, _ in LISTEN_TIMES], pa.string())}))
+    got = engine.to_arrow(t.select("s", utc=parse_timestamp_utc(t.s))).to_pylist()
+    by_text = {r["s"]: r["utc"] and r["utc"].replace(tzinfo=None) for r in got}
+    assert [(text, by_text[text]) for text, _ in LISTEN_TIMES] == LISTEN_TIMES
+
+
+def test_stream_listen_time_exactly_one_day_after_run_time_is_allowed(
+    engine: Any, refs: tuple[ir.Table, ir.Table]
+) -> None:
+    checked = streams(refs, [("1", "T1", "2024-06-26 12:00:00"), ("1", "T1", "2024-06-26T14:00:00+02:00")])
+    assert reasons(engine, checked) == {2: "", 3: "duplicate"}
 
 
 def test_stream_negative_offset_moves_the_utc_date(engine: Any, refs: tuple[ir.Table, ir.Table]) -> None:

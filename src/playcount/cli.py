@@ -103,12 +103,7 @@ def validate(root: Root = None, config: Config = None, as_json: AsJson = False) 
     settings = _settings(config, root=root)
     try:
         r = pipeline.open_run(settings, progress=_progress(as_json))
-        d = pipeline.discover(r)
-        r.storage.write_bytes(r.staging("discover.json"), d.model_dump_json().encode())
-        try:
-            val = pipeline.validate(r, dry_run=True)
-        finally:
-            r.storage.delete(r.staging("discover.json"))
+        val = pipeline.validate(r, pipeline.discover(r), dry_run=True)
     except PlaycountError as e:
         console.print(f"[red]error:[/] {e}")
         raise typer.Exit(EXIT_ERROR) from e

@@ -419,13 +419,14 @@ def _reject(run: Run, outcome: FileOutcome) -> None:
     outcome.path = dst
 
 
-def validate(run: Run, *, dry_run: bool = False) -> Validation:
+def validate(run: Run, discovery: Discovery | None = None, *, dry_run: bool = False) -> Validation:
     """SPEC §1-2 over the reference files and the new stream files.
 
     Writes bad rows, moves rejected files, writes the clean reference data and stages the clean
     stream rows for `transform`. With `dry_run`, only reports: writes and moves nothing.
+    `discovery` defaults to this run's saved `discover` result.
     """
-    d = run.load("discover", Discovery)
+    d = discovery or run.load("discover", Discovery)
     s = run.settings
     missing = [
         f"no {ds} file: put the {ds} CSV in `{run.storage.uri(run.layout.landing(ds))}/`"
