@@ -13,8 +13,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from helpers import csv_rows, kpis, run_json, tiny_lake, write
 
+from helpers import csv_rows, kpis, run_json, tiny_lake, write
 from playcount import pipeline
 from playcount.errors import LockedError
 from playcount.lake import RunLock

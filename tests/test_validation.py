@@ -68,7 +68,10 @@ def rows(engine: Any, expr: ir.Table) -> list[dict[str, Any]]:
     return sorted(engine.to_arrow(expr).to_pylist(), key=lambda r: (r["_source_file"], r["_line"]))
 
 
-def by_row(engine: Any, checked: Checked, cases: list[tuple[tuple[Any, ...], str]]) -> list[tuple[tuple[Any, ...], str]]:
+Cases = list[tuple[tuple[Any, ...], str]]
+
+
+def by_row(engine: Any, checked: Checked, cases: Cases) -> Cases:
     """Each case's row beside the `_reasons` validation gave it (rows are on lines 2, 3, ...)."""
     got = reasons(engine, checked)
     return [(row, got[i + 2]) for i, (row, _) in enumerate(cases)]
@@ -268,7 +271,8 @@ def test_user_duplicates_judged_on_integer_value_across_files(engine: Any) -> No
             (("b.csv", 4), *user("2")),
         ],
     )
-    got = {(r["_source_file"], r["_line"]): r["_reasons"] for r in rows(engine, check_users(t, run_date=RUN_DATE).table)}
+    checked = check_users(t, run_date=RUN_DATE)
+    got = {(r["_source_file"], r["_line"]): r["_reasons"] for r in rows(engine, checked.table)}
     assert got == {
         ("a.csv", 2): "",
         ("a.csv", 3): "duplicate",
@@ -329,7 +333,7 @@ LISTEN_TIMES = [
     ("2024-06-25T23:30:00-02:00", dt.datetime(2024, 6, 26, 1, 30)),
     ("2024-06-25T23:30:00+0530", dt.datetime(2024, 6, 25, 18, 0)),
     ("2024-06-25 23:30", dt.datetime(2024, 6, 25, 23, 30)),
-    ("2024-06-25 23:30:00.5", None),
+    ("2024-06-25 23:30:00.5", dt.datetime(2024, 6, 25, 23, 30, 0, 500000)),
     ("2024-06-25T23:30:00.250+01:00", dt.datetime(2024, 6, 25, 22, 30, 0, 250000)),
     ("2024-06-25", None),
     ("garbage", None),

@@ -13,7 +13,7 @@ import logging
 import signal
 import sys
 import time
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
@@ -58,7 +58,8 @@ def _progress(quiet: bool) -> pipeline.Progress:
 
 def _print_report(report: pipeline.RunReport) -> None:
     colour = {"succeeded": "green", "failed": "red", "nothing_to_do": "yellow"}[report.status]
-    console.print(f"[bold {colour}]{report.status}[/] run {report.run_id}" + (f": {report.reason}" if report.reason else ""))
+    reason = f": {report.reason}" if report.reason else ""
+    console.print(f"[bold {colour}]{report.status}[/] run {report.run_id}{reason}")
     if report.files:
         t = Table("dataset", "file", "status", "rows", "clean", "bad", "reason")
         for f in report.files:
@@ -119,7 +120,7 @@ def validate(root: Root = None, config: Config = None, as_json: AsJson = False) 
     raise typer.Exit(EXIT_FAILED if val.status == "failed" else EXIT_OK)
 
 
-class KpiTable(str, Enum):
+class KpiTable(StrEnum):
     genres = "genres"
     top_songs = "top-songs"
     top_genres = "top-genres"
@@ -262,3 +263,7 @@ def main() -> None:
     """Console-script entry point."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -45,7 +45,7 @@ class RawRead:
 
 
 def _text(stream: IO[bytes], name: str) -> io.TextIOWrapper:
-    raw: IO[bytes] = gzip.GzipFile(fileobj=stream) if name.endswith(".gz") else stream
+    raw: IO[bytes] = gzip.GzipFile(fileobj=stream) if name.endswith(".gz") else stream  # type: ignore[assignment]
     return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
 
 
@@ -90,7 +90,7 @@ def count_lines(opener: Opener, name: str) -> int:
     tail = b""
     try:
         with opener() as stream:
-            raw: IO[bytes] = gzip.GzipFile(fileobj=stream) if name.endswith(".gz") else stream
+            raw: IO[bytes] = gzip.GzipFile(fileobj=stream) if name.endswith(".gz") else stream  # type: ignore[assignment]
             while chunk := raw.read(_CHUNK):
                 n += chunk.count(b"\n")
                 tail = (tail + chunk)[-4096:]

@@ -155,11 +155,13 @@ def _track_id(rng: random.Random) -> str:
 
 
 def _unique_track_ids(rng: random.Random, n: int, taken: set[str] | None = None) -> list[str]:
-    seen = set(taken or ())
+    """``n`` distinct fresh track ids, none in ``taken``."""
+    taken = taken or set()
+    seen: set[str] = set()
     out: list[str] = []
     while len(out) < n:
         tid = _track_id(rng)
-        if tid not in seen:
+        if tid not in seen and tid not in taken:
             seen.add(tid)
             out.append(tid)
     return out
@@ -402,11 +404,15 @@ def _make_users(
 def _bulk_streams_sql(*, seed: int, offset: int, n: int, n_users: int, n_tracks: int,
                       start: date, days: int) -> str:  # fmt: skip
     """SQL creating temp table ``bulk(pos, line)``: ``n`` valid events, global ids from
-    ``offset``. Pseudo-random numbers come from ``hash(i, seed, k)`` so the result is the same
-    whatever the thread schedule."""
+    ``offset``. Pseudo-random numbers come from hashing the event counter, so the result is the
+    same whatever the thread schedule."""
+
+    # hash() of one distinct integer per (event, stream k); multi-argument hash() combines its
+    # arguments in a way that correlates the streams, so it is not used.
+    mix = random.Random(f"playcount-hash-{seed}").getrandbits(62)
 
     def h(k: int) -> str:
-        return f"hash(i, {seed}, {k})"
+        return f"hash(xor(i * 16 + {k}, {mix}))"
 
     def u(k: int) -> str:
         return f"(({h(k)} >> 11)::DOUBLE / 9007199254740992.0)"
@@ -445,7 +451,8 @@ def _stream_fault_line(
     rng: random.Random, kind: str, *, users: Sequence[int], tracks: Sequence[str], n_users: int,
     all_tracks: set[str], start: date, days: int,
 ) -> str:  # fmt: skip
-    """One bad stream line (no quotes, tabs or newlines) failing (mostly) the rule ``kind``."""
+    """One stream line (no quotes, tabs or newlines) failing (mostly) the rule ``kind``; a valid
+    line for any other ``kind`` (e.g. ``"valid"``)."""
     uid = str(rng.choice(users))
     tid = tracks[min(int(len(tracks) * rng.random() ** 3), len(tracks) - 1)]
     ts = datetime.combine(start, datetime.min.time()) + timedelta(
@@ -506,10 +513,27 @@ def _write_streams(
         kind_cursor += len(faults)
         fault_pos: list[int] = []
         fault_line: list[str] = []
+        # Chance repeats of (user, track, second) inside the file would be unplanned duplicate
+        # rows: replace each later copy with a fresh valid event (a handful at 10M events).
+        chance_dups = [
+            pos for (pos,) in con.execute(
+                "SELECT pos FROM bulk WHERE line IN "
+                "(SELECT line FROM bulk GROUP BY line HAVING count(*) > 1) "
+                "QUALIFY row_number() OVER (PARTITION BY line ORDER BY pos) > 1 ORDER BY pos"
+            ).fetchall()
+            if pos not in faults
+        ]  # fmt: skip
+        for pos in chance_dups:
+            fault_pos.append(pos)
+            fault_line.append(
+                _stream_fault_line(rng, "valid", users=users, tracks=tracks, n_users=n_users,
+                                   all_tracks=all_tracks, start=start, days=days)
+            )  # fmt: skip
         dup_src: dict[int, int] = {}
+        replaced = set(faults).union(chance_dups)
         for pos, kind in faults.items():
             if kind == "streams.duplicate":
-                dup_src[pos] = _earlier_good(rng, pos, faults)
+                dup_src[pos] = _earlier_good(rng, pos, replaced)
             else:
                 fault_pos.append(pos)
                 fault_line.append(
@@ -518,7 +542,7 @@ def _write_streams(
                 )  # fmt: skip
             _bump(injected, kind)
         if ratio > 0 and f == 1 and carried:
-            free = [p for p in range(1, n) if p not in faults]
+            free = [p for p in range(1, n) if p not in replaced]
             for pos, line in zip(rng.sample(free, min(len(carried), len(free))), carried,
                                  strict=False):  # fmt: skip
                 fault_pos.append(pos)
@@ -526,7 +550,7 @@ def _write_streams(
                 _bump(injected, CROSS_FILE_REPEAT)
         wanted = set(dup_src.values())
         if ratio > 0 and f == 0 and files > 1:
-            good = [p for p in range(n) if p not in faults]
+            good = [p for p in range(n) if p not in replaced]
             k = min(_CROSS_FILE_REPEATS, max(1, n // 20), len(good))
             repeat_src = sorted(rng.sample(good, k))
             wanted.update(repeat_src)

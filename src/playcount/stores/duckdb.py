@@ -66,7 +66,8 @@ class DuckDBStore:
     def read(self, table: str, *, date: dt.date | None = None, genre: str | None = None) -> pa.Table:
         con = self._connect(read_only=True)
         try:
-            where, params = [], []
+            where: list[str] = []
+            params: list[object] = []
             if date is not None:
                 where.append('"date" = ?')
                 params.append(date)
@@ -78,6 +79,8 @@ class DuckDBStore:
                 f"SELECT * FROM {table} {clause} ORDER BY {_ORDER[table]}", params
             ).to_arrow_table()
         except duckdb.CatalogException as e:
-            raise StoreError(f"the KPI store `{self.path}` has no table `{table}`", fix="run `playcount run` first") from e
+            raise StoreError(
+                f"the KPI store `{self.path}` has no table `{table}`", fix="run `playcount run` first"
+            ) from e
         finally:
             con.close()
