@@ -49,18 +49,41 @@ def _text(stream: IO[bytes], name: str) -> io.TextIOWrapper:
     return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
 
 
-def _unreadable(name: str, e: Exception) -> SchemaError:
+def _unreadable(name: str, e: Exception, line: int | None = None) -> SchemaError:
+    where = f"`{name}`" if line is None else f"`{name}` line `{line}`"
     if isinstance(e, UnicodeDecodeError):
         return SchemaError(
-            f"`{name}` is not valid UTF-8 (byte {e.start}: {e.object[e.start:e.start + 4]!r})",
+            f"{where} is not valid UTF-8 (byte {e.start}: {e.object[e.start:e.start + 4]!r})",
             fix="re-export the file as UTF-8",
             file=name,
+            line=line,
         )
     return SchemaError(
-        f"`{name}` cannot be read: {e}",
+        f"{where} cannot be read: {e}",
         fix="check that the file is a complete CSV (or .csv.gz) and drop it again",
         file=name,
+        line=line,
     )
+
+
+def _unreadable_at(opener: Opener, name: str, e: Exception) -> SchemaError:
+    """`_unreadable`, with the physical line of the first invalid UTF-8 byte when that is the cause.
+
+    The text reader decodes ahead in chunks, so its position is not the bad line; lines are
+    decoded one by one instead (a UTF-8 sequence never spans a newline).
+    """
+    if isinstance(e, UnicodeDecodeError):
+        try:
+            with opener() as stream:
+                raw: IO[bytes] = gzip.GzipFile(fileobj=stream) if name.endswith(".gz") else stream
+                for number, line in enumerate(raw, 1):
+                    try:
+                        line.decode("utf-8")
+                    except UnicodeDecodeError as found:
+                        return _unreadable(name, found, number)
+        except (OSError, EOFError, zlib.error):
+            pass
+    return _unreadable(name, e)
 
 
 def read_header(opener: Opener, name: str) -> tuple[str, ...]:
@@ -69,7 +92,7 @@ def read_header(opener: Opener, name: str) -> tuple[str, ...]:
         with opener() as stream, _text(stream, name) as text:
             header = next(csv.reader(text), None)
     except (UnicodeDecodeError, OSError, EOFError, zlib.error, csv.Error) as e:
-        raise _unreadable(name, e) from e
+        raise _unreadable_at(opener, name, e) from e
     if not header or all(not h.strip() for h in header):
         raise SchemaError(f"`{name}` is empty: no header row", fix="add the header row", file=name)
     cols = tuple(h.strip() for h in header)
@@ -249,6 +272,7 @@ class DuckDBEngine:
         values: list[list[str | None]] = [[] for _ in cols]
         lines: list[int] = []
         bad: list[tuple[int, str, str]] = []
+        start = 1
         try:
             with opener() as stream, _text(stream, name) as text:
                 reader = csv.reader(text)
@@ -266,7 +290,9 @@ class DuckDBEngine:
                             )
                     start = reader.line_num + 1
         except (UnicodeDecodeError, OSError, EOFError, zlib.error, csv.Error) as e:
-            raise _unreadable(f"{name}` line `{start}", e) from e
+            if isinstance(e, UnicodeDecodeError):
+                raise _unreadable_at(opener, name, e) from e
+            raise _unreadable(name, e, start) from e
         good = pa.table(
             {
                 **{c: pa.array(v, pa.string()) for c, v in zip(cols, values, strict=True)},

@@ -37,10 +37,10 @@ MALFORMED = "malformed row"
 DUPLICATE = "duplicate"
 
 _INT = r"^\s*[+-]?\d{1,18}\s*$"
-_DATE_OR_TS = r"^\s*(\d{4}-\d{2}-\d{2})(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?\s*$"
+_DATE_OR_TS = r"^\s*(\d{4}-\d{2}-\d{2})(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?\s*$"
 _TS = (
     r"^\s*(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)\s*"
-    r"(Z|[+-]\d{2}:?\d{2})?\s*$"
+    r"(Z|[+-]\d{2}(?::?\d{2})?)?\s*$"
 )
 _TYPED = "_t_"
 
@@ -86,7 +86,8 @@ def parse_timestamp_utc(s: ir.StringValue) -> ir.TimestampValue:
     minutes = ibis.ifelse(
         offset.isnull() | (offset == "Z"),
         0,
-        sign * (digits.substr(1, 2).cast("int32") * 60 + digits.substr(3, 2).cast("int32")),
+        # `+hh` (ISO 8601 allows the minutes to be left out), `+hhmm` or `+hh:mm`
+        sign * (digits.substr(1, 2).cast("int32") * 60 + digits.substr(3, 2).nullif("").cast("int32").fill_null(0)),
     )
     slow = base - minutes.as_interval("m")
     return ibis.ifelse(fast, s.try_cast("timestamp"), slow)
