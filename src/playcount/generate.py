@@ -377,7 +377,7 @@ def _make_users(
     for pos, kind in faults.items():
         row = rows[pos]
         if kind == "users.user_id_not_integer":
-            row[0] = rng.choice(("abc", f"u{pos + 1}", f"{pos + 1}x", "#N/A"))
+            row[0] = rng.choice(("abc", f"u{pos + 1}", f"{pos + 1}x", "N/A"))
         elif kind == "users.user_id_duplicate":
             q = _earlier_good(rng, pos, faults)
             row[0] = str(q + 1)
@@ -460,7 +460,7 @@ def _stream_fault_line(
     )
     when = ts.strftime("%Y-%m-%d %H:%M:%S")
     if kind == "streams.user_id_not_integer":
-        uid = rng.choice(("abc", f"u{uid}", f"{uid}x", "#N/A"))
+        uid = rng.choice(("abc", f"u{uid}", f"{uid}x", "N/A"))
     elif kind == "streams.user_id_unknown":
         uid = str(n_users + 1 + rng.randrange(1_000_000))
     elif kind == "streams.track_id_empty":
@@ -472,7 +472,7 @@ def _stream_fault_line(
             ("not-a-time", "2024-06-25 25:61:00", "2024-13-45 10:00:00", "tomorrow", "??")
         )
     elif kind == "streams.listen_time_future":
-        when = ts.replace(year=2999).strftime("%Y-%m-%d %H:%M:%S")
+        when = ts.replace(year=2999, day=min(ts.day, 28)).strftime("%Y-%m-%d %H:%M:%S")
     elif kind == "streams.malformed_row":
         if rng.random() < 0.5:
             return f"{uid},{tid}"
@@ -495,6 +495,7 @@ def _write_streams(
         pa.table({"rank": pa.array(range(len(tracks)), pa.int64()),
                   "track_id": pa.array(tracks, pa.string())}),
     )  # fmt: skip
+    con.execute("CREATE OR REPLACE TEMP TABLE seen (h UBIGINT)")
     streams_dir.mkdir(parents=True, exist_ok=True)
     width = max(3, len(str(files)))
     base, extra = divmod(streams, files)
@@ -515,14 +516,19 @@ def _write_streams(
         fault_line: list[str] = []
         # Chance repeats of (user, track, second) inside the file would be unplanned duplicate
         # rows: replace each later copy with a fresh valid event (a handful at 10M events).
-        chance_dups = [
-            pos for (pos,) in con.execute(
-                "SELECT pos FROM bulk WHERE line IN "
-                "(SELECT line FROM bulk GROUP BY line HAVING count(*) > 1) "
-                "QUALIFY row_number() OVER (PARTITION BY line ORDER BY pos) > 1 ORDER BY pos"
-            ).fetchall()
-            if pos not in faults
-        ]  # fmt: skip
+        # The same for events equal to one of an earlier file (by 64-bit hash of the line).
+        groups = con.execute(
+            "SELECT list_sort(list(pos)) FROM bulk GROUP BY line HAVING count(*) > 1"
+        ).fetchall()
+        chance = {p for (ps,) in groups for p in ps[1:]}
+        if f > 0:
+            chance.update(
+                p for (p,) in con.execute(
+                    "SELECT pos FROM bulk WHERE hash(line) IN (SELECT h FROM seen)"
+                ).fetchall()
+            )  # fmt: skip
+        con.execute("INSERT INTO seen SELECT hash(line) FROM bulk")
+        chance_dups = sorted(chance.difference(faults))
         for pos in chance_dups:
             fault_pos.append(pos)
             fault_line.append(
@@ -588,6 +594,7 @@ def _write_streams(
         paths.append(path)
         offset += n
     con.execute("DROP TABLE IF EXISTS bulk")
+    con.execute("DROP TABLE IF EXISTS seen")
     return tuple(paths)
 
 
@@ -660,6 +667,7 @@ def generate_landing_zone(
 
     rng = random.Random(f"playcount-streams-{seed}")
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
     try:
         stream_files = _write_streams(
             con, rng, raw / "streams", seed=seed, streams=streams, files=files,
@@ -681,6 +689,7 @@ def generate_landing_zone(
 
 def _stream_track_ids(files: Sequence[Path]) -> list[str]:
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
     try:
         rel = con.execute(
             """
