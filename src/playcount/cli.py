@@ -38,6 +38,17 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
 Root = Annotated[str | None, typer.Option("--root", help="lake root folder (setting `root`)")]
 Config = Annotated[Path | None, typer.Option("--config", help="settings file (default ./playcount.toml)")]
 AsJson = Annotated[bool, typer.Option("--json", help="print the machine-readable report on stdout")]
+Store = Annotated[
+    str | None, typer.Option("--store", help="KPI store: duckdb | dynamodb (setting `store.type`)")
+]
+Notify = Annotated[
+    str | None, typer.Option("--notify", help="notifier: log | sns | webhook (setting `notify.type`)")
+]
+
+
+def _typed(kind: str | None) -> dict[str, str] | None:
+    """A `--store`/`--notify` flag as a settings section (merged with the file's and env's keys)."""
+    return {"type": kind} if kind else None
 
 
 def _settings(config: Path | None, **flags: Any) -> Settings:
@@ -88,9 +99,11 @@ def _run(settings: Settings, as_json: bool, progress: bool = True) -> pipeline.R
 
 
 @app.command()
-def run(root: Root = None, config: Config = None, as_json: AsJson = False) -> None:
+def run(
+    root: Root = None, config: Config = None, as_json: AsJson = False, store: Store = None, notify: Notify = None
+) -> None:
     """Run the whole pipeline once over the lake root."""
-    report = _run(_settings(config, root=root), as_json)
+    report = _run(_settings(config, root=root, store=_typed(store), notify=_typed(notify)), as_json)
     if as_json:
         out.print_json(report.model_dump_json())
     else:
@@ -144,9 +157,12 @@ def kpis(
     date: Annotated[str | None, typer.Option("--date", help="YYYY-MM-DD")] = None,
     genre: Annotated[str | None, typer.Option("--genre")] = None,
     as_json: AsJson = False,
+    store: Store = None,
 ) -> None:
     """Read a KPI table from the KPI store."""
-    settings = _settings(config, root=root)
+    from playcount.wiring import open_aws, open_store
+
+    settings = _settings(config, root=root, store=_typed(store))
     try:
         day = dt.date.fromisoformat(date) if date else None
     except ValueError as e:
@@ -154,7 +170,11 @@ def kpis(
         raise typer.Exit(EXIT_USAGE) from e
     name = _KPI_NAMES[table.value]
     try:
-        rows = pipeline.open_run(settings).store.read(name, date=day, genre=genre.lower() if genre else None)
+        kpi_store = open_store(settings, open_aws(settings))
+        rows = kpi_store.read(name, date=day, genre=genre.lower() if genre else None)
+    except SettingsError as e:
+        console.print(f"[red]settings error:[/] {e}")
+        raise typer.Exit(EXIT_USAGE) from e
     except PlaycountError as e:
         console.print(f"[red]error:[/] {e}")
         raise typer.Exit(EXIT_ERROR) from e
@@ -257,6 +277,42 @@ def watch(
         deadline = time.monotonic() + interval
         while not stop["now"] and time.monotonic() < deadline:
             time.sleep(min(0.2, interval))
+
+
+aws_app = typer.Typer(no_args_is_help=True, help="Set up and check playcount on AWS.")
+app.add_typer(aws_app, name="aws")
+
+
+@aws_app.command("bootstrap")
+def aws_bootstrap(
+    bucket: Annotated[str, typer.Option("--bucket", help="the lake bucket (created if missing)")],
+    prefix: Annotated[str, typer.Option("--prefix", help="the lake root's prefix in the bucket")] = "",
+    table_prefix: Annotated[str, typer.Option("--table-prefix", help="prefix of the KPI table names")] = "playcount_",
+    topic: Annotated[str, typer.Option("--topic", help="SNS topic name")] = "playcount-runs",
+    config: Config = None,
+) -> None:
+    """Create the bucket, the three KPI tables and the topic if missing; print the settings to use.
+
+    Idempotent. Credentials, region and endpoint come from the `aws` settings and the standard
+    AWS chain (AWS_PROFILE, AWS_* variables, an instance role).
+    """
+    from playcount.bootstrap import bootstrap
+    from playcount.wiring import open_aws
+
+    settings = _settings(config)
+    try:
+        result = bootstrap(
+            open_aws(settings), bucket=bucket, prefix=prefix, table_prefix=table_prefix, topic=topic
+        )
+    except Exception as e:  # noqa: BLE001 - AWS errors too: say what failed, exit 3
+        console.print(f"[red]bootstrap failed:[/] {e}")
+        raise typer.Exit(EXIT_ERROR) from e
+    for what in result.created:
+        console.print(f"[green]created[/] {what}")
+    for what in result.existing:
+        console.print(f"[dim]exists[/]  {what}")
+    console.print("settings to use (save as playcount.toml):")
+    out.print(result.settings_toml(), markup=False, highlight=False, soft_wrap=True)
 
 
 def main() -> None:

@@ -12,15 +12,18 @@ import io
 import itertools
 import re
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 
 from playcount.errors import SchemaError
+
+if TYPE_CHECKING:
+    from playcount.aws import S3Access
 
 __all__ = ["DuckDBEngine", "RawRead", "Opener", "connect"]
 
@@ -75,7 +78,7 @@ def _unreadable_at(opener: Opener, name: str, e: Exception) -> SchemaError:
     if isinstance(e, UnicodeDecodeError):
         try:
             with opener() as stream:
-                raw: IO[bytes] = gzip.GzipFile(fileobj=stream) if name.endswith(".gz") else stream
+                raw: IO[bytes] = gzip.GzipFile(fileobj=stream) if name.endswith(".gz") else stream  # type: ignore[assignment]
                 for number, line in enumerate(raw, 1):
                     try:
                         line.decode("utf-8")
@@ -109,19 +112,53 @@ def read_header(opener: Opener, name: str) -> tuple[str, ...]:
 
 def count_lines(opener: Opener, name: str) -> int:
     """Physical lines of the (decompressed) file, not counting trailing blank lines."""
+    return scan_lines(opener, name)[0]
+
+
+# A line ending in an empty field. DuckDB's reader drops empty fields past the header's width
+# (`1,A,t,` and `1,A,t,""` read as 3 fields), so the fast path re-counts these lines' fields.
+_ENDS_EMPTY = re.compile(rb',(?:"")?\r?\n')
+_ENDS_EMPTY_LAST = re.compile(rb',(?:"")?\r?$')
+_MAX_ENDS = 100_000
+
+
+def scan_lines(opener: Opener, name: str) -> tuple[int, dict[int, str] | None]:
+    """Physical lines (as `count_lines`), and every line ending in an empty field by line number
+    (None when there are more than `_MAX_ENDS`: the exact reader is used then)."""
     n = 0
-    tail = b""
+    tail = carry = b""
+    ends: dict[int, str] | None = {}
     try:
         with opener() as stream:
             raw: IO[bytes] = gzip.GzipFile(fileobj=stream) if name.endswith(".gz") else stream  # type: ignore[assignment]
             while chunk := raw.read(_CHUNK):
+                if ends is not None:
+                    buf = carry + chunk
+                    cut = buf.rfind(b"\n") + 1
+                    ends = _empty_ends(buf[:cut], n, ends)
+                    carry = buf[cut:]
                 n += chunk.count(b"\n")
                 tail = (tail + chunk)[-4096:]
     except (OSError, EOFError, zlib.error) as e:
         raise _unreadable(name, e) from e
+    if ends is not None and _ENDS_EMPTY_LAST.search(carry):
+        ends[n + 1] = carry.decode("utf-8", "replace").strip("\r\n")
     stripped = tail.rstrip(b"\r\n")
     n -= tail[len(stripped):].count(b"\n")
-    return n + (1 if stripped else 0)
+    return n + (1 if stripped else 0), ends
+
+
+def _empty_ends(body: bytes, base: int, ends: dict[int, str]) -> dict[int, str] | None:
+    """`ends` plus the lines of `body` (whole lines, after `base` lines) ending in an empty field."""
+    line, at = base, 0
+    for m in _ENDS_EMPTY.finditer(body):
+        line += body.count(b"\n", at, m.start())
+        at = m.start()
+        start = body.rfind(b"\n", 0, at) + 1
+        ends[line + 1] = body[start:m.end()].decode("utf-8", "replace").strip("\r\n")
+        if len(ends) > _MAX_ENDS:
+            return None
+    return ends
 
 
 def _sql_str(s: str) -> str:
@@ -138,6 +175,13 @@ class DuckDBEngine:
         self.db = self.con.con  # the raw duckdb connection, for the CSV reader
         if threads:
             self.db.execute(f"SET threads = {int(threads)}")
+
+    def use_s3(self, access: S3Access) -> None:
+        """Read and write `s3://` URLs through httpfs with these credentials (see `httpfs.py`)."""
+        from playcount.httpfs import create_s3_secret, load_httpfs
+
+        load_httpfs(self.db)
+        create_s3_secret(self.db, access)
 
     # -- tables ------------------------------------------------------------------------------
 
@@ -207,8 +251,8 @@ class DuckDBEngine:
                 fix="add the column(s) to the header and drop the file again",
                 file=name,
             )
-        physical = count_lines(opener, name)
-        result = self._read_duckdb(uri, name, cols, physical)
+        physical, ends = scan_lines(opener, name)
+        result = self._read_duckdb(uri, name, cols, physical, ends) if ends is not None else None
         if result is None:
             result = self._read_python(opener, name, cols)
         if result.rows == 0:
@@ -217,7 +261,9 @@ class DuckDBEngine:
             )
         return result
 
-    def _read_duckdb(self, uri: str, name: str, cols: tuple[str, ...], physical: int) -> RawRead | None:
+    def _read_duckdb(
+        self, uri: str, name: str, cols: tuple[str, ...], physical: int, ends: dict[int, str]
+    ) -> RawRead | None:
         t, rej, scan = self._name("csv"), self._name("rej"), self._name("scan")
         columns = "{" + ", ".join(f"{_sql_str(c)}: 'VARCHAR'" for c in cols) + "}"
         try:
@@ -235,32 +281,57 @@ class DuckDBEngine:
         ).fetchall()
         self.db.execute(f"DROP TABLE IF EXISTS {rej}; DROP TABLE IF EXISTS {scan}")
         good = self.db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # type: ignore[index]
-        if any("UNICODE" in e[1] or "ENCODING" in e[1] for e in errors) or (
-            physical != 1 + good + len(errors)
-        ):
+        # Anything but a wrong field count (bad UTF-8, a stray quote: DuckDB then misreports the
+        # row's text) and records spanning lines are left to the exact reader.
+        if any(e[1] not in _FIELD_COUNT_ERRORS for e in errors) or physical != 1 + good + len(errors):
             self.db.execute(f"DROP TABLE {t}")
             return None
-        lines = self._name("lines")
-        self.db.execute(
-            f"CREATE TEMP TABLE {lines} AS SELECT line - 1 - m AS gb, max(m) AS m FROM "
-            f"(SELECT line, row_number() OVER (ORDER BY line) AS m FROM "
-            f"(VALUES {', '.join(f'({e[0]})' for e in errors) or '(NULL)'}) v(line) "
-            f"WHERE line IS NOT NULL) GROUP BY gb"
-        )
+        # every record is one line here: re-count the fields of lines ending in an empty field
+        flagged = {e[0] for e in errors}
+        overlong = [
+            (line, text, malformed_reason(len(cols), found))
+            for line, text in ends.items()
+            if line not in flagged and (found := len(next(csv.reader([text]), []))) != len(cols)
+        ]
+        # A view, not a copy: the rows are materialised once, by the checks downstream.
         out = self._name("raw")
-        self.db.execute(
-            f"CREATE TEMP TABLE {out} AS SELECT g.* EXCLUDE (_rn), {_sql_str(name)} AS _source_file, "
-            f"CAST(g._rn + 2 + coalesce(l.m, 0) AS BIGINT) AS _line FROM "
-            f"(SELECT *, rowid AS _rn FROM {t}) g ASOF LEFT JOIN {lines} l ON g._rn >= l.gb "
-            f"ORDER BY _line"
-        )
-        self.db.execute(f"DROP TABLE {t}; DROP TABLE {lines}")
+        meta = f"{_sql_str(name)} AS _source_file"
+        if not errors:
+            self.db.execute(
+                f"CREATE TEMP VIEW {out} AS SELECT *, {meta}, CAST(rowid + 2 AS BIGINT) AS _line FROM {t}"
+            )
+        else:
+            # good row j (0-based) sits after the malformed rows m with (line_m - 1 - m) <= j
+            lines = self._name("lines")
+            self.db.execute(
+                f"CREATE TEMP TABLE {lines} AS SELECT line - 1 - m AS gb, max(m) AS m FROM "
+                f"(SELECT line, row_number() OVER (ORDER BY line) AS m FROM "
+                f"(VALUES {', '.join(f'({e[0]})' for e in errors)}) v(line)) GROUP BY gb"
+            )
+            self.db.execute(
+                f"CREATE TEMP VIEW {out} AS SELECT g.* EXCLUDE (_rn), {meta}, "
+                f"CAST(g._rn + 2 + coalesce(l.m, 0) AS BIGINT) AS _line FROM "
+                f"(SELECT *, rowid AS _rn FROM {t}) g ASOF LEFT JOIN {lines} l ON g._rn >= l.gb"
+            )
+        if overlong:
+            kept = self._name("raw")
+            self.db.execute(
+                f"CREATE TEMP VIEW {kept} AS SELECT * FROM {out} WHERE _line NOT IN "
+                f"({', '.join(str(o[0]) for o in overlong)})"
+            )
+            out = kept
+        # fields counted by the exact reader's rules (DuckDB stops counting one past the header)
+        bad = list(overlong)
+        for line, _, csv_line, _ in errors:
+            raw = (csv_line or "").strip("\r\n")
+            bad.append((line, raw, malformed_reason(len(cols), len(next(csv.reader([raw]), [])))))
+        bad.sort()
         malformed = pa.table(
             {
-                "_source_file": pa.array([name] * len(errors), pa.string()),
-                "_line": pa.array([e[0] for e in errors], pa.int64()),
-                "_raw": pa.array([(e[2] or "").strip("\r\n") for e in errors], pa.string()),
-                "_reasons": pa.array([_malformed_reason(e[1], e[3]) for e in errors], pa.string()),
+                "_source_file": pa.array([name] * len(bad), pa.string()),
+                "_line": pa.array([b[0] for b in bad], pa.int64()),
+                "_raw": pa.array([b[1] for b in bad], pa.string()),
+                "_reasons": pa.array([b[2] for b in bad], pa.string()),
             }
         )
         return RawRead(
@@ -272,27 +343,21 @@ class DuckDBEngine:
         values: list[list[str | None]] = [[] for _ in cols]
         lines: list[int] = []
         bad: list[tuple[int, str, str]] = []
-        start = 1
+        records: CsvRecords | None = None
         try:
             with opener() as stream, _text(stream, name) as text:
-                reader = csv.reader(text)
-                next(reader, None)
-                start = reader.line_num + 1
-                for record in _records(reader):
-                    if record:
-                        if len(record) == width:
-                            for col, v in zip(values, record, strict=True):
-                                col.append(v if v != "" else None)
-                            lines.append(start)
-                        else:
-                            bad.append(
-                                (start, _join(record), f"malformed row (expected {width} fields, found {len(record)})")
-                            )
-                    start = reader.line_num + 1
+                records = CsvRecords(text, width)
+                for line, record, raw in records:
+                    if raw is None:
+                        for col, v in zip(values, record, strict=True):
+                            col.append(v if v != "" else None)
+                        lines.append(line)
+                    else:
+                        bad.append((line, raw, malformed_reason(width, len(record))))
         except (UnicodeDecodeError, OSError, EOFError, zlib.error, csv.Error) as e:
             if isinstance(e, UnicodeDecodeError):
                 raise _unreadable_at(opener, name, e) from e
-            raise _unreadable(name, e, start) from e
+            raise _unreadable(name, e, records.line if records else 1) from e
         good = pa.table(
             {
                 **{c: pa.array(v, pa.string()) for c, v in zip(cols, values, strict=True)},
@@ -314,21 +379,46 @@ class DuckDBEngine:
         )
 
 
-def _records(reader: Iterator[list[str]]) -> Iterator[list[str]]:
-    yield from reader
+class CsvRecords:
+    """The data records of a CSV text after its header: the exact reader's parse (Spark's too).
+
+    Iterating yields `(line, fields, raw)` per record: its first physical line (1-based), its
+    fields and, when it does not have `width` fields, its original text without the line end
+    (what a malformed row keeps in `_raw`; None otherwise). Blank lines are skipped. `line` is
+    where the record being read starts, for error messages.
+    """
+
+    def __init__(self, text: Iterable[str], width: int) -> None:
+        self._text = text
+        self._width = width
+        self._taken: list[str] = []
+        self.line = 1
+
+    def _tee(self) -> Iterator[str]:
+        for piece in self._text:
+            self._taken.append(piece)
+            yield piece
+
+    def __iter__(self) -> Iterator[tuple[int, list[str], str | None]]:
+        reader = csv.reader(self._tee())
+        next(reader, None)
+        taken = self._taken
+        taken.clear()
+        self.line = reader.line_num + 1
+        for record in reader:
+            if record:
+                raw = None if len(record) == self._width else "".join(taken).strip("\r\n")
+                yield self.line, record, raw
+            taken.clear()
+            self.line = reader.line_num + 1
 
 
-def _join(record: list[str]) -> str:
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="").writerow(record)
-    return buf.getvalue()
+def malformed_reason(expected: int, found: int) -> str:
+    """The reason of a row with the wrong number of fields."""
+    return f"malformed row (expected {expected} fields, found {found})"
 
 
-def _malformed_reason(error_type: str, message: str | None) -> str:
-    m = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", message or "")
-    if m:
-        return f"malformed row (expected {m.group(1)} fields, found {m.group(2)})"
-    return f"malformed row ({error_type.lower()})"
+_FIELD_COUNT_ERRORS = ("MISSING COLUMNS", "TOO MANY COLUMNS")
 
 
 def connect(engine: str = "duckdb", *, threads: int | None = None) -> DuckDBEngine:

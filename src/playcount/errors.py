@@ -13,6 +13,7 @@ __all__ = [
     "SchemaError",
     "ValidationFailed",
     "StoreError",
+    "StorageError",
     "MissingExtraError",
 ]
 
@@ -49,6 +50,12 @@ class ValidationFailed(PlaycountError):
 
 class StoreError(PlaycountError):
     """The KPI store could not be read or written."""
+
+    retryable = True
+
+
+class StorageError(PlaycountError):
+    """An object of the lake could not be read, written or moved (the run is safe to re-run)."""
 
     retryable = True
 

@@ -19,10 +19,10 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import ibis
 import ibis.expr.types as ir
@@ -30,15 +30,18 @@ from pydantic import BaseModel, Field
 
 from playcount import kpis as kpi
 from playcount import validation as v
+from playcount.aws import Aws
 from playcount.contracts import CONTRACTS, Contract
 from playcount.engine import DuckDBEngine, RawRead, connect
 from playcount.errors import PlaycountError, SchemaError
-from playcount.lake import Layout, Ledger, LocalStorage, RunLock, Storage, open_storage
+from playcount.lake import Layout, Ledger, LocalStorage, Storage, open_storage
 from playcount.lake.layout import CSV_SUFFIXES
-from playcount.notify import LogNotifier, Notification, Notifier, notify_safely
+from playcount.lake.s3 import S3Storage
+from playcount.notify import Notification, Notifier, notify_safely
 from playcount.settings import Settings
-from playcount.stores import DuckDBStore, KpiStore
+from playcount.stores import KpiStore
 from playcount.transform import enrich_streams
+from playcount.wiring import open_aws, open_notifier, open_store
 
 __all__ = [
     "Run",
@@ -239,17 +242,23 @@ def open_run(
     notifier: Notifier | None = None,
     engine: DuckDBEngine | None = None,
     progress: Progress | None = None,
+    aws: Aws | None = None,
 ) -> Run:
-    """A run over `settings.root` with the configured (or given) engine, store and notifier."""
-    storage = open_storage(settings.root)
+    """A run over `settings.root` with the configured (or given) engine, store and notifier.
+
+    `aws` makes every AWS client (S3 root, DynamoDB store, SNS notifier); default: from the
+    `aws` settings and the standard credential chain.
+    """
+    aws = aws or open_aws(settings)
+    storage = open_storage(settings.root, aws=aws, lease_seconds=settings.aws.lease_seconds)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
     layout = Layout(streams_prefix=settings.streams_prefix.strip("/"))
     if store is None:
-        store = DuckDBStore(settings.store_path())
+        store = open_store(settings, aws)
     if notifier is None:
         jsonl = Path(storage.uri(layout.notifications)) if isinstance(storage, LocalStorage) else None
-        notifier = LogNotifier(jsonl)
-    return Run(
+        notifier = open_notifier(settings, aws, jsonl)
+    run = Run(
         settings=settings,
         storage=storage,
         engine=engine or connect(settings.engine, threads=settings.threads),
@@ -260,6 +269,12 @@ def open_run(
         layout=layout,
         progress=progress or (lambda stage, msg: None),
     )
+    if isinstance(storage, S3Storage):
+        # the engine reads and writes the lake's data files itself (DuckDB: httpfs)
+        use_s3 = getattr(run.engine, "use_s3", None)
+        if use_s3 is not None:
+            use_s3(aws.s3_access())
+    return run
 
 
 # -- 1. discover -------------------------------------------------------------------------------
@@ -670,8 +685,9 @@ def _timed(report: RunReport, stage: str, run: Run) -> Iterator[None]:
         report.stages[stage] = round(time.perf_counter() - started, 3)
 
 
-def _lock(run: Run) -> RunLock:
-    return RunLock(run.storage.uri(run.layout.lock), run.run_id)
+def _lock(run: Run) -> AbstractContextManager[Any]:
+    """The root's run lock: a file lock on a folder, a lease object on S3."""
+    return run.storage.lock(run.layout.lock, run.run_id)
 
 
 def _clear_stale_staging(run: Run) -> None:

@@ -9,10 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import os
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,25 +23,116 @@ from pydantic_settings import (
 
 from playcount.errors import SettingsError
 
-__all__ = ["Settings", "StoreSettings", "NotifySettings", "load_settings", "CONFIG_FILE"]
+__all__ = [
+    "Settings",
+    "StoreSettings",
+    "DuckDBStoreSettings",
+    "DynamoDBStoreSettings",
+    "NotifySettings",
+    "LogNotifySettings",
+    "SnsNotifySettings",
+    "WebhookNotifySettings",
+    "AwsSettings",
+    "load_settings",
+    "CONFIG_FILE",
+]
 
 CONFIG_FILE = "playcount.toml"
 ENV_PREFIX = "PLAYCOUNT_"
 
 
-class StoreSettings(BaseModel):
-    """The KPI store. `duckdb`: a DuckDB file, `<root>/kpis.duckdb` unless `path` is set."""
+class DuckDBStoreSettings(BaseModel):
+    """The KPI store `duckdb` (default): a DuckDB file, `<root>/kpis.duckdb` unless `path` is set."""
 
     model_config = ConfigDict(extra="forbid")
     type: Literal["duckdb"] = "duckdb"
     path: str | None = None
 
 
-class NotifySettings(BaseModel):
-    """The notifier. `log`: a log line plus `<root>/_playcount/notifications.jsonl`."""
+class DynamoDBStoreSettings(BaseModel):
+    """The KPI store `dynamodb`: tables `<table_prefix>genre_kpis`, `...top_songs`, `...top_genres`."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["dynamodb"] = "dynamodb"
+    table_prefix: str = Field("playcount_", pattern=r"^[A-Za-z0-9_.-]*$")
+    region: str | None = Field(None, description="default: aws.region")
+    endpoint_url: str | None = Field(None, description="default: aws.endpoint_url")
+
+
+def _type_or(default: str, implied: dict[str, str]) -> Callable[[Any], str | None]:
+    """A discriminator reading `type`. Left out, it is the one a key implies (`topic_arn` ->
+    `sns`, so `PLAYCOUNT_NOTIFY__TOPIC_ARN` alone is enough), else the default."""
+
+    def tag(value: Any) -> str | None:
+        if not isinstance(value, dict):
+            return getattr(value, "type", None)
+        if "type" in value:
+            return str(value["type"])
+        return next((t for key, t in implied.items() if key in value), default)
+
+    return tag
+
+
+StoreSettings = Annotated[
+    Annotated[DuckDBStoreSettings, Tag("duckdb")] | Annotated[DynamoDBStoreSettings, Tag("dynamodb")],
+    Discriminator(
+        _type_or("duckdb", {"table_prefix": "dynamodb"}),
+        custom_error_type="store_type",
+        custom_error_message="type must be duckdb or dynamodb",
+    ),
+]
+
+
+class LogNotifySettings(BaseModel):
+    """The notifier `log` (default): a log line plus `<root>/_playcount/notifications.jsonl`."""
 
     model_config = ConfigDict(extra="forbid")
     type: Literal["log"] = "log"
+
+
+class SnsNotifySettings(BaseModel):
+    """The notifier `sns`: publish to a topic, with message attributes `status` and `run_id`."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["sns"] = "sns"
+    topic_arn: str = Field(pattern=r"^arn:aws[a-z-]*:sns:")
+    region: str | None = Field(None, description="default: the topic ARN's region")
+    endpoint_url: str | None = Field(None, description="default: aws.endpoint_url")
+
+
+class WebhookNotifySettings(BaseModel):
+    """The notifier `webhook`: a JSON POST with a Slack-compatible `text`."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["webhook"] = "webhook"
+    url: str = Field(pattern=r"^https?://")
+    timeout: float = Field(10.0, gt=0, description="seconds per attempt")
+    retries: int = Field(3, ge=0, description="further attempts after a failed one")
+
+
+NotifySettings = Annotated[
+    Annotated[LogNotifySettings, Tag("log")]
+    | Annotated[SnsNotifySettings, Tag("sns")]
+    | Annotated[WebhookNotifySettings, Tag("webhook")],
+    Discriminator(
+        _type_or("log", {"topic_arn": "sns", "url": "webhook"}),
+        custom_error_type="notify_type",
+        custom_error_message="type must be log, sns or webhook",
+    ),
+]
+
+
+class AwsSettings(BaseModel):
+    """AWS access for S3 roots, DynamoDB and SNS. Credentials come from the standard chain
+    (profile, `AWS_*` environment, instance or task role); `AWS_ENDPOINT_URL` is honoured."""
+
+    model_config = ConfigDict(extra="forbid")
+    region: str | None = None
+    endpoint_url: str | None = Field(None, description="an S3-compatible endpoint or a local emulator")
+    profile: str | None = None
+    lease_seconds: float = Field(
+        900.0, gt=0, description="life of the run lease on an S3 root; a live run renews it every third"
+    )
 
 
 class Settings(BaseSettings):
@@ -62,8 +154,9 @@ class Settings(BaseSettings):
         None, description="the run's date (archive folder, created_at check); default: today UTC"
     )
     threads: int | None = Field(None, ge=1, description="engine threads; default: all cores")
-    store: StoreSettings = StoreSettings()
-    notify: NotifySettings = NotifySettings()
+    store: StoreSettings = DuckDBStoreSettings()
+    notify: NotifySettings = LogNotifySettings()
+    aws: AwsSettings = AwsSettings.model_validate({})
 
     @classmethod
     def settings_customise_sources(
@@ -78,7 +171,9 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
 
     def store_path(self) -> Path:
-        return Path(self.store.path) if self.store.path else Path(self.root) / "kpis.duckdb"
+        if isinstance(self.store, DuckDBStoreSettings) and self.store.path:
+            return Path(self.store.path)
+        return Path(self.root) / "kpis.duckdb"
 
 
 def _check_env() -> None:
@@ -119,6 +214,12 @@ def load_settings(config: str | Path | None = None, **flags: Any) -> Settings:
                 f"unknown setting `{key}`",
                 fix=f"remove it from {path} or the flags; known settings: "
                 f"{', '.join(Settings.model_fields)}",
+                key=key,
+            ) from e
+        if err["type"] == "missing":
+            raise SettingsError(
+                f"setting `{key}` is required here",
+                fix=f"set it in {path}, the PLAYCOUNT_* environment or the flags",
                 key=key,
             ) from e
         raise SettingsError(

@@ -6,11 +6,15 @@ import hashlib
 import os
 import shutil
 import tempfile
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from playcount.errors import PlaycountError, SettingsError
+from playcount.errors import MissingExtraError, PlaycountError
+
+if TYPE_CHECKING:
+    from playcount.aws import Aws
 
 __all__ = ["FileInfo", "Storage", "LocalStorage", "open_storage"]
 
@@ -58,6 +62,10 @@ class Storage(Protocol):
         ...
 
     def delete(self, path: str) -> None: ...
+
+    def lock(self, path: str, run_id: str) -> AbstractContextManager[Any]:
+        """The run lock at `path`: one run at a time per root (raises `LockedError` if held)."""
+        ...
 
 
 class LocalStorage:
@@ -133,11 +141,25 @@ class LocalStorage:
             p.unlink(missing_ok=True)
 
 
-def open_storage(root: str) -> Storage:
-    """The storage for a root: a folder, or (with the `s3` extra) an `s3://bucket/prefix`."""
+    def lock(self, path: str, run_id: str) -> AbstractContextManager[Any]:
+        """An OS file lock (`flock`), released by the kernel when the process dies."""
+        from playcount.lake.lock import RunLock
+
+        return RunLock(self._p(path), run_id)
+
+
+def open_storage(root: str, *, aws: Aws | None = None, lease_seconds: float = 900.0) -> Storage:
+    """The storage for a root: a folder, or (with the `s3` extra) an `s3://bucket/prefix`.
+
+    `aws` makes the S3 client (default: the standard AWS credential chain).
+    """
     if root.startswith("s3://"):
-        raise SettingsError(
-            f"S3 roots are not supported by this build: `{root}`",
-            fix="use a local folder as --root",
-        )
+        from playcount.aws import Aws
+        from playcount.lake.s3 import S3Storage
+
+        try:
+            client = (aws or Aws()).client("s3")
+        except MissingExtraError as e:
+            raise MissingExtraError("boto3", "s3") from e
+        return S3Storage(root, client, lease_seconds=lease_seconds)
     return LocalStorage(root)

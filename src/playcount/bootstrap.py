@@ -1,0 +1,162 @@
+"""`playcount aws bootstrap`: create what a run on AWS needs, idempotently.
+
+A bucket (versioning, SSE-S3 encryption, public access blocked), the three KPI tables
+(on-demand, point-in-time recovery) and the SNS topic. Whatever exists is kept and brought to
+that configuration; the result says what was created and which settings to use.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from playcount.aws import Aws
+from playcount.errors import PlaycountError
+from playcount.stores.dynamodb import TABLE_KEYS
+
+__all__ = ["BootstrapResult", "bootstrap"]
+
+_TAGS = [{"Key": "app", "Value": "playcount"}]
+
+
+@dataclass
+class BootstrapResult:
+    """What exists now, what this call created, and the settings that point at it."""
+
+    bucket: str
+    prefix: str
+    region: str
+    table_prefix: str
+    tables: dict[str, str]
+    topic_arn: str
+    created: list[str] = field(default_factory=list)
+    existing: list[str] = field(default_factory=list)
+
+    @property
+    def root(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+
+    def settings_toml(self) -> str:
+        """A `playcount.toml` for runs against these resources."""
+        return "\n".join(
+            [
+                f"root = {json.dumps(self.root)}",
+                "",
+                "[aws]",
+                f"region = {json.dumps(self.region)}",
+                "",
+                "[store]",
+                'type = "dynamodb"',
+                f"table_prefix = {json.dumps(self.table_prefix)}",
+                "",
+                "[notify]",
+                'type = "sns"',
+                f"topic_arn = {json.dumps(self.topic_arn)}",
+                "",
+            ]
+        )
+
+
+def _code(e: Exception) -> str:
+    response = getattr(e, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def _ensure_bucket(s3: Any, bucket: str, region: str, result: BootstrapResult) -> None:
+    try:
+        s3.head_bucket(Bucket=bucket)
+        result.existing.append(f"bucket {bucket}")
+    except Exception as e:
+        code = _code(e)
+        if code in ("403", "AccessDenied", "Forbidden"):
+            raise PlaycountError(
+                f"the bucket `{bucket}` exists but these credentials cannot use it",
+                fix="choose another --bucket (names are global) or use credentials of its account",
+            ) from e
+        if code not in ("404", "NoSuchBucket", "NotFound"):
+            raise
+        kwargs: dict[str, Any] = {"Bucket": bucket}
+        if region != "us-east-1":
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        s3.create_bucket(**kwargs)
+        result.created.append(f"bucket {bucket}")
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_encryption(
+        Bucket=bucket,
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+        },
+    )
+    s3.put_public_access_block(
+        Bucket=bucket,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+
+
+def _ensure_table(ddb: Any, table: str, name: str, result: BootstrapResult) -> None:
+    (pk, pk_type), (sk, sk_type) = TABLE_KEYS[table]
+    try:
+        described = ddb.describe_table(TableName=name)["Table"]
+    except Exception as e:
+        if _code(e) != "ResourceNotFoundException":
+            raise
+        ddb.create_table(
+            TableName=name,
+            AttributeDefinitions=[
+                {"AttributeName": pk, "AttributeType": pk_type},
+                {"AttributeName": sk, "AttributeType": sk_type},
+            ],
+            KeySchema=[{"AttributeName": pk, "KeyType": "HASH"}, {"AttributeName": sk, "KeyType": "RANGE"}],
+            BillingMode="PAY_PER_REQUEST",
+            Tags=_TAGS,
+        )
+        ddb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+        result.created.append(f"table {name}")
+    else:
+        keys = {k["KeyType"]: k["AttributeName"] for k in described["KeySchema"]}
+        if keys != {"HASH": pk, "RANGE": sk}:
+            raise PlaycountError(
+                f"the table `{name}` exists with keys `{keys}`, not HASH `{pk}` / RANGE `{sk}`",
+                fix="choose another --table-prefix, or delete that table",
+            )
+        result.existing.append(f"table {name}")
+    ddb.update_continuous_backups(
+        TableName=name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+    )
+
+
+def bootstrap(
+    aws: Aws,
+    *,
+    bucket: str,
+    prefix: str = "",
+    table_prefix: str = "playcount_",
+    topic: str = "playcount-runs",
+) -> BootstrapResult:
+    """Create (or bring to the expected configuration) the bucket, the tables and the topic."""
+    s3 = aws.client("s3")
+    region = s3.meta.region_name
+    result = BootstrapResult(
+        bucket=bucket, prefix=prefix.strip("/"), region=region, table_prefix=table_prefix,
+        tables={t: f"{table_prefix}{t}" for t in TABLE_KEYS}, topic_arn="",
+    )
+    _ensure_bucket(s3, bucket, region, result)
+    ddb = aws.client("dynamodb")
+    for table, name in result.tables.items():
+        _ensure_table(ddb, table, name, result)
+    sns = aws.client("sns")
+    arns = [t["TopicArn"] for page in sns.get_paginator("list_topics").paginate() for t in page["Topics"]]
+    found = [arn for arn in arns if arn.rsplit(":", 1)[-1] == topic]
+    if found:
+        result.topic_arn = found[0]
+        result.existing.append(f"topic {topic}")
+    else:
+        result.topic_arn = sns.create_topic(Name=topic, Tags=_TAGS)["TopicArn"]
+        result.created.append(f"topic {topic}")
+    return result
