@@ -47,7 +47,8 @@ def cli(*args: str) -> tuple[int, str, str]:
     result = CliRunner().invoke(app, list(args))
     if result.exception and not isinstance(result.exception, SystemExit):
         raise result.exception
-    return result.exit_code, result.stdout, result.stderr
+    # rich wraps long lines: compare messages with their whitespace collapsed
+    return result.exit_code, result.stdout, " ".join(result.stderr.split())
 
 
 def run_json(root: Path, *extra: str) -> tuple[int, dict[str, Any]]:

@@ -155,3 +155,8 @@ def test_demo_and_watch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     assert code == 0, err
     assert not (tmp_path / "playcount-demo/raw_data/streams/late.csv").exists()
     assert kpis(tmp_path / "playcount-demo") == before
+
+
+def test_missing_root_is_a_usage_error(tmp_path: Path) -> None:
+    code, _, err = cli("run", "--root", str(tmp_path / "nope"))
+    assert code == 2 and "does not exist" in err and "nope" in err

@@ -33,7 +33,7 @@ from playcount import validation as v
 from playcount.aws import Aws
 from playcount.contracts import CONTRACTS, Contract
 from playcount.engine import DuckDBEngine, RawRead, connect
-from playcount.errors import PlaycountError, SchemaError
+from playcount.errors import PlaycountError, SchemaError, SettingsError
 from playcount.lake import Layout, Ledger, LocalStorage, Storage, open_storage
 from playcount.lake.layout import CSV_SUFFIXES
 from playcount.lake.s3 import S3Storage
@@ -297,8 +297,17 @@ def _landing(run: Run, dataset: str) -> list[InputFile]:
     return out
 
 
+def _require_root(run: Run) -> None:
+    if isinstance(run.storage, LocalStorage) and not run.storage.path.is_dir():
+        raise SettingsError(
+            f"the lake root `{run.storage.root}` does not exist",
+            fix="pass --root with a folder holding raw_data/{songs,users,streams}/ (or run `playcount demo`)",
+        )
+
+
 def discover(run: Run) -> Discovery:
     """New stream files (fingerprint not done in the ledger) and the current reference files."""
+    _require_root(run)
     done = run.ledger.done()
     new: list[InputFile] = []
     skipped: list[InputFile] = []
@@ -707,6 +716,7 @@ def run_pipeline(run: Run, *, after_stage: Callable[[str], None] | None = None) 
         run_id=run.run_id, status="succeeded", root=run.storage.root, run_date=run.run_date,
         started_at=run.started_at,
     )
+    _require_root(run)
     with _lock(run):
         _clear_stale_staging(run)
         try:
