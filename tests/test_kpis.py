@@ -141,6 +141,21 @@ def test_genre_kpis(engine: Any, events: ir.Table) -> None:
     ]
 
 
+def test_genre_kpis_round_exact_ties_half_up(engine: Any) -> None:
+    # 1.005 s and 0.125 s are ties at 2 decimals: rounding the float gives 1.0 on DuckDB and
+    # 1.01 on Spark; the exact half-up rounding gives 1.01 and 0.13 on both
+    songs = ibis.memtable(
+        pa.table({"track_id": ["A", "B"], "track_genre": ["a", "b"], "duration_ms": pa.array([1_005, 125], pa.int64()),
+                  "track_name": ["A", "B"], "artists": ["x", "y"]})
+    )
+    events = unique_events(enrich_streams(stream_table([(1, "A", ts(10), "s.csv"), (1, "B", ts(10), "s.csv")]), songs))
+    got = {r["genre"]: r for r in rows(engine, genre_kpis(events))}
+    assert (got["a"]["avg_listen_time"], got["a"]["total_listen_time"], got["a"]["avg_listen_time_per_user"]) == (
+        1.01, 1.005, 1.01
+    )
+    assert (got["b"]["avg_listen_time"], got["b"]["avg_listen_time_per_user"]) == (0.13, 0.13)
+
+
 def test_genre_kpis_without_dedup_would_double_count(engine: Any, songs: ir.Table) -> None:
     # guards the test above: the duplicate really is in the input
     raw = genre_kpis(enrich_streams(stream_table(EVENTS), songs))

@@ -35,7 +35,7 @@ out = Console()
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
 
-Root = Annotated[str | None, typer.Option("--root", help="lake root folder (setting `root`)")]
+Root = Annotated[str | None, typer.Option("--root", help="lake root: a folder or s3://bucket/prefix (setting `root`)")]
 Config = Annotated[Path | None, typer.Option("--config", help="settings file (default ./playcount.toml)")]
 AsJson = Annotated[bool, typer.Option("--json", help="print the machine-readable report on stdout")]
 Store = Annotated[
@@ -43,6 +43,9 @@ Store = Annotated[
 ]
 Notify = Annotated[
     str | None, typer.Option("--notify", help="notifier: log | sns | webhook (setting `notify.type`)")
+]
+EngineFlag = Annotated[
+    str | None, typer.Option("--engine", help="engine: duckdb | spark (setting `engine`; spark: the `spark` extra)")
 ]
 
 
@@ -100,10 +103,13 @@ def _run(settings: Settings, as_json: bool, progress: bool = True) -> pipeline.R
 
 @app.command()
 def run(
-    root: Root = None, config: Config = None, as_json: AsJson = False, store: Store = None, notify: Notify = None
+    root: Root = None, config: Config = None, as_json: AsJson = False, store: Store = None, notify: Notify = None,
+    engine: EngineFlag = None,
 ) -> None:
     """Run the whole pipeline once over the lake root."""
-    report = _run(_settings(config, root=root, store=_typed(store), notify=_typed(notify)), as_json)
+    report = _run(
+        _settings(config, root=root, store=_typed(store), notify=_typed(notify), engine=engine), as_json
+    )
     if as_json:
         out.print_json(report.model_dump_json())
     else:

@@ -1,4 +1,5 @@
-"""The only place that chooses a backend. DuckDB (embedded) is the default.
+"""The only place that chooses a backend. DuckDB (embedded) is the default; Spark with the
+`spark` extra (`playcount.engines.spark`, re-exported here as `SparkEngine`).
 
 Everything engine-specific lives here: how a CSV is parsed (line numbers, ragged rows, BOM,
 gzip, encoding), how tables are materialised, and how Parquet/CSV are read and written.
@@ -14,7 +15,7 @@ import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 import ibis
 import ibis.expr.types as ir
@@ -25,7 +26,7 @@ from playcount.errors import SchemaError
 if TYPE_CHECKING:
     from playcount.aws import S3Access
 
-__all__ = ["DuckDBEngine", "RawRead", "Opener", "connect"]
+__all__ = ["Engine", "DuckDBEngine", "SparkEngine", "RawRead", "Opener", "connect"]  # noqa: F822 - SparkEngine: lazy
 
 Opener = Callable[[], IO[bytes]]
 _CHUNK = 1 << 22
@@ -108,6 +109,25 @@ def read_header(opener: Opener, name: str) -> tuple[str, ...]:
             file=name,
         )
     return cols
+
+
+def read_columns(opener: Opener, name: str, required: tuple[str, ...]) -> tuple[str, ...]:
+    """`read_header`, raising `SchemaError` when a required column is missing (every engine)."""
+    cols = read_header(opener, name)
+    missing = [c for c in required if c not in cols]
+    if missing:
+        raise SchemaError(
+            f"`{name}` lacks required column(s) {', '.join(f'`{c}`' for c in missing)} "
+            f"(header: {', '.join(cols)})",
+            fix="add the column(s) to the header and drop the file again",
+            file=name,
+        )
+    return cols
+
+
+def no_data_rows(name: str) -> SchemaError:
+    """The error of a file with a header and nothing else (every engine)."""
+    return SchemaError(f"`{name}` has a header but no data rows", fix="drop a file with data", file=name)
 
 
 def count_lines(opener: Opener, name: str) -> int:
@@ -242,23 +262,13 @@ class DuckDBEngine:
         Raises `SchemaError` for what rejects a file: unreadable, not UTF-8, a required column
         missing, no data rows.
         """
-        cols = read_header(opener, name)
-        missing = [c for c in required if c not in cols]
-        if missing:
-            raise SchemaError(
-                f"`{name}` lacks required column(s) {', '.join(f'`{c}`' for c in missing)} "
-                f"(header: {', '.join(cols)})",
-                fix="add the column(s) to the header and drop the file again",
-                file=name,
-            )
+        cols = read_columns(opener, name, required)
         physical, ends = scan_lines(opener, name)
         result = self._read_duckdb(uri, name, cols, physical, ends) if ends is not None else None
         if result is None:
             result = self._read_python(opener, name, cols)
         if result.rows == 0:
-            raise SchemaError(
-                f"`{name}` has a header but no data rows", fix="drop a file with data", file=name
-            )
+            raise no_data_rows(name)
         return result
 
     def _read_duckdb(
@@ -421,8 +431,58 @@ def malformed_reason(expected: int, found: int) -> str:
 _FIELD_COUNT_ERRORS = ("MISSING COLUMNS", "TOO MANY COLUMNS")
 
 
-def connect(engine: str = "duckdb", *, threads: int | None = None) -> DuckDBEngine:
-    """The engine named by the `engine` setting."""
+class Engine(Protocol):
+    """What the pipeline asks of an engine: `DuckDBEngine` and `SparkEngine` implement it."""
+
+    name: str
+
+    def materialize(self, expr: ir.Table, prefix: str = "t") -> ir.Table: ...
+
+    def from_arrow(self, table: pa.Table, prefix: str = "arrow") -> ir.Table: ...
+
+    def to_arrow(self, expr: ir.Table) -> pa.Table: ...
+
+    def scalar(self, expr: ir.Scalar) -> object: ...
+
+    def union(self, tables: list[ir.Table], prefix: str = "union") -> ir.Table: ...
+
+    def empty(self, schema: dict[str, str]) -> ir.Table: ...
+
+    def write_parquet(self, expr: ir.Table, uri: str) -> None: ...
+
+    def write_csv(self, expr: ir.Table, uri: str) -> None: ...
+
+    def read_parquet(self, uris: list[str]) -> ir.Table: ...
+
+    def read_csv(self, uri: str, opener: Opener, name: str, *, required: tuple[str, ...]) -> RawRead: ...
+
+
+def connect(
+    engine: str = "duckdb",
+    *,
+    threads: int | None = None,
+    spark_master: str | None = None,
+    spark_conf: dict[str, str] | None = None,
+    session: Any = None,
+) -> Engine:
+    """The engine named by the `engine` setting.
+
+    `spark`: on `session` (an existing SparkSession: Glue's, EMR's) if given, else on a session
+    for `spark_master` (default `local[*]`) with `spark_conf`.
+    """
     if engine == "duckdb":
         return DuckDBEngine(threads=threads)
-    raise SchemaError(f"unknown engine `{engine}`", fix="use `duckdb`")
+    if engine == "spark":
+        from playcount.engines.spark import SparkEngine
+
+        return SparkEngine(session, master=spark_master, conf=spark_conf)
+    raise SchemaError(f"unknown engine `{engine}`", fix="use `duckdb` or `spark`")
+
+
+def __getattr__(name: str) -> Any:
+    # `SparkEngine` without importing pyspark for everyone who imports this module
+    if name == "SparkEngine":
+        from playcount.engines.spark import SparkEngine
+
+        return SparkEngine
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

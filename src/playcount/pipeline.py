@@ -32,7 +32,7 @@ from playcount import kpis as kpi
 from playcount import validation as v
 from playcount.aws import Aws
 from playcount.contracts import CONTRACTS, Contract
-from playcount.engine import DuckDBEngine, RawRead, connect
+from playcount.engine import Engine, RawRead, connect
 from playcount.errors import PlaycountError, SchemaError, SettingsError
 from playcount.lake import Layout, Ledger, LocalStorage, Storage, open_storage
 from playcount.lake.layout import CSV_SUFFIXES
@@ -191,7 +191,7 @@ class Run:
 
     settings: Settings
     storage: Storage
-    engine: DuckDBEngine
+    engine: Engine
     store: KpiStore
     notifier: Notifier
     run_id: str
@@ -234,20 +234,29 @@ def new_run_id(now: dt.datetime) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
+def run_started_at(run_id: str) -> dt.datetime | None:
+    """The start time a run id carries (`YYYYMMDDTHHMMSSZ-...`), or None for another form."""
+    try:
+        return dt.datetime.strptime(run_id[:16], "%Y%m%dT%H%M%SZ")
+    except ValueError:
+        return None
+
+
 def open_run(
     settings: Settings,
     *,
     run_id: str | None = None,
     store: KpiStore | None = None,
     notifier: Notifier | None = None,
-    engine: DuckDBEngine | None = None,
+    engine: Engine | None = None,
     progress: Progress | None = None,
     aws: Aws | None = None,
 ) -> Run:
     """A run over `settings.root` with the configured (or given) engine, store and notifier.
 
     `aws` makes every AWS client (S3 root, DynamoDB store, SNS notifier); default: from the
-    `aws` settings and the standard credential chain.
+    `aws` settings and the standard credential chain. `run_id` reopens that run (to run one
+    stage of it): its start time, so its default run date, is the one the id carries.
     """
     aws = aws or open_aws(settings)
     storage = open_storage(settings.root, aws=aws, lease_seconds=settings.aws.lease_seconds)
@@ -261,11 +270,16 @@ def open_run(
     run = Run(
         settings=settings,
         storage=storage,
-        engine=engine or connect(settings.engine, threads=settings.threads),
+        engine=engine
+        or connect(
+            settings.engine, threads=settings.threads, spark_master=settings.spark_master,
+            spark_conf=settings.spark_conf,
+        ),
         store=store,
         notifier=notifier,
         run_id=run_id or new_run_id(now),
-        started_at=now,
+        # a run reopened by id keeps its start time, so its run date and run time never drift
+        started_at=(run_started_at(run_id) if run_id else None) or now,
         layout=layout,
         progress=progress or (lambda stage, msg: None),
     )

@@ -142,8 +142,16 @@ class Settings(BaseSettings):
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", validate_default=True
     )
 
-    root: str = Field(".", description="the lake root: a folder")
-    engine: Literal["duckdb"] = "duckdb"
+    root: str = Field(".", description="the lake root: a folder or s3://bucket/prefix")
+    engine: Literal["duckdb", "spark"] = Field(
+        "duckdb", description="`duckdb` (embedded) or `spark` (the `spark` extra; Glue, EMR, any cluster)"
+    )
+    spark_master: str | None = Field(
+        None, description="Spark master of the session the `spark` engine starts; default `local[*]`"
+    )
+    spark_conf: dict[str, str] = Field(
+        default_factory=dict, description="Spark settings of that session (`spark.driver.memory`, ...)"
+    )
     streams_prefix: str = Field("raw_data/streams", description="landing prefix of stream files")
     max_bad_row_ratio: float = Field(0.10, ge=0.0, le=1.0)
     min_user_age: int = Field(13, ge=0)

@@ -13,8 +13,8 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from aws_helpers import TABLE_PREFIX
 
+from aws_helpers import TABLE_PREFIX
 from playcount.aws import Aws
 from playcount.bootstrap import BootstrapResult
 from playcount.errors import StoreError

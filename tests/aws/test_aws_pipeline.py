@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import shutil
@@ -10,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_helpers import BUCKET, TABLE_PREFIX, body, keys, receive_all, subscribe_queue, upload_tree
 
+from aws_helpers import BUCKET, TABLE_PREFIX, body, keys, receive_all, subscribe_queue, upload_tree
 from helpers import cli, write
 from playcount import pipeline
 from playcount.aws import Aws
@@ -29,9 +30,13 @@ TABLES = ("genres", "top-songs", "top-genres")
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small landing zone with faults of every kind, plus a stream file that is rejected whole."""
+    """A small landing zone with faults of every kind, a gzipped stream file with blank lines and
+    CRLF (the exact Python reader, through `S3Storage.open`), and a file that is rejected whole."""
     root = tmp_path_factory.mktemp("generated")
     generate_landing_zone(root, songs=300, users=150, streams=3000, files=3, days=2, bad_ratio=0.02, seed=7)
+    lines = (root / "raw_data/streams/streams_003.csv").read_text().splitlines()
+    text = "\r\n".join([lines[0], *lines[1:20], "", *lines[20:40]]) + "\r\n"
+    (root / "raw_data/streams/more.csv.gz").write_bytes(gzip.compress(text.encode()))
     write(root / "raw_data/streams/broken.csv", "user_id,track\n1,T1\n")  # no listen_time column
     return root
 
@@ -68,7 +73,9 @@ def _s3_settings(infra: BootstrapResult, **extra: Any) -> Settings:
 
 def _digests(aws: Aws, prefix: str) -> list[str]:
     return sorted(
-        hashlib.sha256(body(aws, BUCKET, k)).hexdigest() for k in keys(aws, BUCKET, prefix) if k.endswith(".csv")
+        hashlib.sha256(body(aws, BUCKET, k)).hexdigest()
+        for k in keys(aws, BUCKET, prefix)
+        if k.endswith((".csv", ".csv.gz"))
     )
 
 
@@ -89,9 +96,11 @@ def test_run_on_s3_with_dynamodb_and_sns_equals_a_local_run(
     assert report["root"] == "s3://playcount-lake/lake"
     status = {f["name"]: f["status"] for f in report["files"] if f["dataset"] == "streams"}
     assert status == {
-        "broken.csv": "rejected", "streams_001.csv": "accepted", "streams_002.csv": "accepted",
-        "streams_003.csv": "accepted",
+        "broken.csv": "rejected", "more.csv.gz": "accepted", "streams_001.csv": "accepted",
+        "streams_002.csv": "accepted", "streams_003.csv": "accepted",
     }
+    more = next(f for f in report["files"] if f["name"] == "more.csv.gz")
+    assert more["rows"] == 39 and more["clean"] + more["bad"] == 39
     want = local["report"]
     assert report["kpi_rows"] == want.kpi_rows
     assert [(f["name"], f["rows"], f["clean"], f["bad"]) for f in report["files"]] == [
@@ -123,6 +132,7 @@ def test_run_on_s3_with_dynamodb_and_sns_equals_a_local_run(
     lake = set(keys(aws, BUCKET, "lake/"))
     assert not keys(aws, BUCKET, "lake/raw_data/streams/")
     assert {f"lake/archived/{RUN_DATE}/streams_00{i}.csv" for i in (1, 2, 3)} <= lake
+    assert f"lake/archived/{RUN_DATE}/more.csv.gz" in lake
     assert {f"lake/rejected/{run_id}/broken.csv", f"lake/rejected/{run_id}/broken.csv.error.json"} <= lake
     error = json.loads(body(aws, BUCKET, f"lake/rejected/{run_id}/broken.csv.error.json"))
     assert "`listen_time`" in error["reason"]
@@ -130,7 +140,7 @@ def test_run_on_s3_with_dynamodb_and_sns_equals_a_local_run(
         assert report["bad_rows"][dataset] == f"bad_rows/{dataset}/{run_id}.csv"
         assert body(aws, BUCKET, f"lake/{report['bad_rows'][dataset]}") == (local["root"] / path).read_bytes()
     assert f"lake/_playcount/runs/{run_id}.json" in lake
-    assert len(keys(aws, BUCKET, "lake/_playcount/ledger/")) == 3
+    assert len(keys(aws, BUCKET, "lake/_playcount/ledger/")) == 4
     assert "lake/_playcount/lock" not in lake  # the lease was released
     assert not keys(aws, BUCKET, "lake/_playcount/staging/")
     assert {k for k in lake if k.startswith("lake/processed_data/streams/")}  # events on S3, by date
@@ -156,7 +166,7 @@ def test_interrupted_between_load_and_archive_then_rerun_is_exactly_once(
 
     with pytest.raises(_Killed):
         pipeline.run_pipeline(pipeline.open_run(settings, aws=aws), after_stage=die)
-    assert len(keys(aws, BUCKET, "lake/raw_data/streams/")) == 3  # loaded, not archived (broken.csv: rejected)
+    assert len(keys(aws, BUCKET, "lake/raw_data/streams/")) == 4  # loaded, not archived (broken.csv: rejected)
     report = pipeline.run_pipeline(pipeline.open_run(settings, aws=aws))
     assert report.status == "succeeded"
     assert _cli_kpis(infra.root, "--store", "dynamodb", "--config", _toml(infra)) == local["kpis"]

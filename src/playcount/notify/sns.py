@@ -19,7 +19,7 @@ _NOT_ALLOWED = re.compile(r"[^\x20-\x7e]")  # SNS subjects: printable ASCII, no 
 
 def sns_subject(subject: str) -> str:
     """A subject SNS accepts: printable ASCII, at most 100 characters, not empty."""
-    clean = _NOT_ALLOWED.sub("?", subject).strip()
+    clean = _NOT_ALLOWED.sub("?", " ".join(subject.split())).strip()
     return (clean or "playcount run")[:100]
 
 

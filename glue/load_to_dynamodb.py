@@ -1,0 +1,9 @@
+"""AWS Glue job: load the KPIs of the run `--run-id` into the KPI store (DynamoDB with
+`--table-prefix`); with `--finish-run true` also archive, mark done, report and notify.
+
+Arguments and shipping: `playcount.integrations.glue`, README "On Spark / AWS Glue".
+"""
+
+from playcount.integrations.glue import load_job, main
+
+main(load_job)

@@ -1,0 +1,407 @@
+"""The Spark engine: the pure Ibis code on PySpark, on a local session, Glue, EMR or any cluster.
+
+It has the methods of `DuckDBEngine` and gives the same results (tests/spark prove it):
+
+- CSV files are parsed by the exact reader's rules (`CsvRecords`, Python's csv module) inside
+  one Spark task per file: the file's bytes come from Spark's `binaryFile` source (so `s3://`
+  works wherever the cluster can read it), lines and malformed rows are numbered exactly as
+  DuckDB numbers them, and a file that is not UTF-8 or a broken gzip is rejected with the same
+  message. A file is therefore read by one core; split very large drops into several files.
+- Parquet and CSV outputs are single files at the path the pipeline names (Spark writes a
+  folder: the engine writes it beside the target, moves its one part file into place and drops
+  the folder). The layout stays SPEC §4's (`date=D/<source-fingerprint>.parquet`) and a re-run
+  replaces a file instead of adding one.
+- The session is switched to UTC (`spark.sql.session.timeZone`), so strings without an offset
+  are UTC timestamps and dates are UTC dates, as on DuckDB.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import itertools
+import os
+import shutil
+import sys
+import uuid
+import zlib
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pyarrow as pa
+
+from playcount.engine import (
+    CsvRecords,
+    Opener,
+    RawRead,
+    _text,
+    _unreadable,
+    _unreadable_at,
+    malformed_reason,
+    no_data_rows,
+    read_columns,
+)
+from playcount.errors import MissingExtraError, PlaycountError, SchemaError
+
+__all__ = ["SparkEngine", "local_session", "SESSION_CONF"]
+
+_counter = itertools.count()
+
+#: Set on every session the engine runs on (Glue's and EMR's too): UTC everywhere, Parquet
+#: timestamps as plain microseconds (what DuckDB and pyarrow read), dynamic partition overwrite
+#: for partitioned writes (a re-run replaces the partitions it writes, never the others).
+SESSION_CONF = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+    "spark.sql.sources.partitionOverwriteMode": "dynamic",
+}
+
+# A parsed CSV row: `_k` 0 = data row (`_v` its fields), 1 = malformed (`_raw`, reason in
+# `_msg`), 2 = the file cannot be read (`_msg`, `_fix`, `_line` if known; nothing after it).
+_PARSED_SCHEMA = "_k INT, _line BIGINT, _v ARRAY<STRING>, _raw STRING, _msg STRING, _fix STRING"
+_GOOD, _MALFORMED, _ERROR = 0, 1, 2
+
+
+def _pyspark() -> Any:
+    try:
+        import pyspark
+    except ImportError as e:
+        raise MissingExtraError("pyspark", "spark") from e
+    return pyspark
+
+
+def local_session(master: str = "local[*]", conf: Mapping[str, str] | None = None) -> Any:
+    """A SparkSession for this machine (or `master`): UI off, few shuffle partitions.
+
+    Returns the active session instead when there is one (its master and static settings are
+    then the ones it was started with).
+    """
+    _pyspark()
+    from pyspark.sql import SparkSession
+
+    settings: dict[str, str] = {
+        "spark.app.name": "playcount",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        # adaptive execution coalesces these further; a handful per core is plenty locally
+        "spark.sql.shuffle.partitions": str(max(2, 2 * (os.cpu_count() or 1))),
+        **SESSION_CONF,
+    }
+    if master.startswith("local"):
+        # workers run this interpreter (the one with playcount installed), on this host
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        settings["spark.driver.host"] = "127.0.0.1"
+        settings["spark.driver.bindAddress"] = "127.0.0.1"
+    settings.update(conf or {})
+    builder = SparkSession.builder.master(master)
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+def _backend(session: Any) -> Any:
+    """Ibis's PySpark backend on `session`, with two fixes that make it agree with DuckDB:
+
+    - `strip()` trims whitespace. Ibis writes the characters as `' \\t\\n\\r\\v\\f'`, and Spark's
+      SQL reads `\\v` and `\\f` as the letters `v` and `f` (`'false'.strip()` was `'alse'`).
+    - in-memory tables are registered through Arrow. Ibis goes through pandas, where a missing
+      string becomes NaN and then the text `NaN`.
+    """
+    import ibis.expr.operations as ops
+    import sqlglot.expressions as sge
+    from ibis.backends.pyspark import Backend
+    from ibis.backends.sql.compilers.pyspark import PySparkCompiler
+
+    if ibis.options.pyspark is None:  # what loading it as `ibis.pyspark` does
+        Backend.register_options()
+
+    class _Compiler(PySparkCompiler):  # type: ignore[misc]
+        # (simple ops are installed over the class's own methods: leave these two out)
+        SIMPLE_OPS = {
+            op: fn for op, fn in PySparkCompiler.SIMPLE_OPS.items() if op not in (ops.LStrip, ops.RStrip)
+        }
+
+        def _whitespace(self) -> Any:
+            # space, \t \n \r literally (Spark's escapes), vertical tab and form feed by code
+            return self.f.concat(sge.convert(" \t\n\r"), self.f.chr(11), self.f.chr(12))
+
+        def visit_Strip(self, op: Any, *, arg: Any) -> Any:
+            return sge.Trim(this=arg, expression=self._whitespace())
+
+        def visit_LStrip(self, op: Any, *, arg: Any) -> Any:
+            return sge.Trim(this=arg, expression=self._whitespace(), position="LEADING")
+
+        def visit_RStrip(self, op: Any, *, arg: Any) -> Any:
+            return sge.Trim(this=arg, expression=self._whitespace(), position="TRAILING")
+
+    class _Backend(Backend):  # type: ignore[misc]
+        compiler = _Compiler()
+
+        def _register_in_memory_table(self, op: Any) -> None:
+            table = op.data.to_pyarrow(op.schema)
+            _dataframe(self._session, table).createOrReplaceTempView(op.name)
+
+    return _Backend().connect(session)
+
+
+def _dataframe(session: Any, table: pa.Table) -> Any:
+    """A Spark DataFrame of an Arrow table, types kept (timestamps without zone are UTC)."""
+    from ibis.backends.pyspark.datatypes import PySparkSchema
+
+    schema = PySparkSchema.from_ibis(ibis.Schema.from_pyarrow(table.schema))
+    # timestamps without zone are UTC (PySpark would take them as the driver's local time)
+    table = pa.Table.from_arrays(
+        [
+            col.cast(pa.timestamp(col.type.unit, tz="UTC"))
+            if pa.types.is_timestamp(col.type) and col.type.tz is None
+            else col
+            for col in table.columns
+        ],
+        names=table.column_names,
+    )
+    if int(_pyspark().__version__.split(".")[0]) >= 4:
+        # Arrow straight into the JVM: no Python worker when the rows are scanned
+        return session.createDataFrame(table, schema=schema)
+    rows = list(zip(*(col.to_pylist() for col in table.columns), strict=True)) if table.num_columns else []
+    return session.createDataFrame(rows, schema=schema, verifySchema=False)  # pragma: no cover - 3.5
+
+
+def _collect(df: Any, schema: pa.Schema) -> pa.Table:
+    """All rows of `df` as Arrow, with the types of `schema` (Spark 4: `toArrow`; 3.5: private)."""
+    if hasattr(df, "toArrow"):
+        got = df.toArrow()
+    else:  # pragma: no cover - PySpark 3.5 (Glue 5)
+        batches = df._collect_as_arrow()
+        got = pa.Table.from_batches(batches) if batches else None
+    if got is None or got.num_rows == 0:
+        return schema.empty_table()
+    columns = []
+    for field, col in zip(schema, got.columns, strict=True):
+        if pa.types.is_timestamp(col.type) and col.type.tz is not None and field.type.tz is None:
+            col = col.cast(pa.timestamp(col.type.unit, tz="UTC")).cast(field.type)
+        columns.append(col.cast(field.type))
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _is_local(uri: str) -> bool:
+    return "://" not in uri and not uri.startswith("file:")
+
+
+def _hadoop(uri: str) -> str:
+    """A path Spark and Hadoop take: local paths as `file:` URIs (the default file system of a
+    cluster may be HDFS)."""
+    return f"file://{os.path.abspath(uri)}" if _is_local(uri) else uri
+
+
+def _literal(uri: str) -> str:
+    """`_hadoop(uri)` for reading: glob characters escaped (file names are literal)."""
+    path = _hadoop(uri)
+    for ch in "\\{}[]*?":
+        path = path.replace(ch, "\\" + ch)
+    return path
+
+
+def _parse_partition(rows: Iterable[Any], name: str, width: int) -> Iterator[tuple[Any, ...]]:
+    """Runs on the executors: every file of the partition (one) through `_parse_file`."""
+    for row in rows:
+        yield from _parse_file(bytes(row.content), name, width)
+
+
+def _parse_file(content: bytes, name: str, width: int) -> Iterator[tuple[Any, ...]]:
+    """One CSV file's rows as `_PARSED_SCHEMA` tuples, exactly as the DuckDB engine reads it."""
+    records: CsvRecords | None = None
+    try:
+        with _text(io.BytesIO(content), name) as text:
+            records = CsvRecords(text, width)
+            for line, fields, raw in records:
+                if raw is None:
+                    yield _GOOD, line, [v if v != "" else None for v in fields], None, None, None
+                else:
+                    yield _MALFORMED, line, None, raw, malformed_reason(width, len(fields)), None
+    except UnicodeDecodeError as e:
+        err = _unreadable_at(lambda: io.BytesIO(content), name, e)
+        yield _ERROR, err.context.get("line"), None, None, err.message, err.fix
+    except (OSError, EOFError, zlib.error) as e:
+        err = _unreadable(name, e)  # as the DuckDB engine's whole-file scan says it: no line
+        yield _ERROR, None, None, None, err.message, err.fix
+    except csv.Error as e:
+        err = _unreadable(name, e, records.line if records else 1)
+        yield _ERROR, err.context.get("line"), None, None, err.message, err.fix
+
+
+class SparkEngine:
+    """Runs the pure Ibis code on a SparkSession (Ibis's PySpark backend)."""
+
+    name = "spark"
+
+    def __init__(
+        self, session: Any = None, *, master: str | None = None, conf: Mapping[str, str] | None = None
+    ) -> None:
+        """`session`: an existing SparkSession (Glue's, EMR's); else a local one (`local_session`)
+        on `master` (default `local[*]`) with `conf` on top of the defaults."""
+        _pyspark()
+        self.session = session if session is not None else local_session(master or "local[*]", conf)
+        for key, value in SESSION_CONF.items():
+            self.session.conf.set(key, value)
+        self.con = _backend(self.session)
+        self._cached: list[Any] = []
+        self._views: list[str] = []
+
+    def close(self) -> None:
+        """Release what the engine cached and registered (not the session: it may be shared)."""
+        for df in self._cached:
+            df.unpersist()
+        for view in self._views:
+            self.session.catalog.dropTempView(view)
+        self._cached.clear()
+        self._views.clear()
+
+    # -- tables ------------------------------------------------------------------------------
+
+    def _df(self, expr: ir.Expr) -> Any:
+        """The Spark DataFrame of an Ibis expression of this engine."""
+        self.con._run_pre_execute_hooks(expr)  # registers the expression's in-memory tables
+        return self.session.sql(self.con.compile(expr))
+
+    def _register(self, df: Any, prefix: str) -> ir.Table:
+        name = f"_pc_{prefix}_{next(_counter)}"
+        df.createOrReplaceTempView(name)
+        self._views.append(name)
+        return self.con.table(name)
+
+    def _cache(self, df: Any) -> Any:
+        df = df.persist()
+        self._cached.append(df)
+        return df
+
+    def materialize(self, expr: ir.Table, prefix: str = "t") -> ir.Table:
+        """Compute `expr` once (cached, memory and disk) and return it."""
+        df = self._cache(self._df(expr))
+        df.count()
+        return self._register(df, prefix)
+
+    def from_arrow(self, table: pa.Table, prefix: str = "arrow") -> ir.Table:
+        return self._register(_dataframe(self.session, table), prefix)
+
+    def to_arrow(self, expr: ir.Table) -> pa.Table:
+        return _collect(self._df(expr), expr.schema().to_pyarrow())
+
+    def scalar(self, expr: ir.Scalar) -> object:
+        return self.to_arrow(expr.as_table()).column(0)[0].as_py()
+
+    def union(self, tables: list[ir.Table], prefix: str = "union") -> ir.Table:
+        """All rows of `tables`, matching columns by name (missing ones are null)."""
+        if len(tables) == 1:
+            return tables[0]
+        dfs = [self._df(t) for t in tables]
+        df = functools.reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), dfs)
+        return self._register(df, prefix)
+
+    def empty(self, schema: dict[str, str]) -> ir.Table:
+        from ibis.backends.pyspark.datatypes import PySparkSchema
+
+        spark_schema = PySparkSchema.from_ibis(ibis.schema(schema))
+        return self._register(self.session.createDataFrame([], spark_schema), "empty")
+
+    # -- files -------------------------------------------------------------------------------
+
+    def write_parquet(self, expr: ir.Table, uri: str) -> None:
+        """One Parquet file at `uri`, replacing any."""
+        self._write_single(self._df(expr).coalesce(1).write.format("parquet"), uri)
+
+    def write_csv(self, expr: ir.Table, uri: str) -> None:
+        """One CSV file at `uri` (header, RFC 4180 quoting, values kept verbatim), in `expr`'s order."""
+        writer = (
+            self._df(expr)
+            .coalesce(1)  # after a sort: its partitions, in order
+            .write.format("csv")
+            .option("header", "true")
+            .option("quote", '"')
+            .option("escape", '"')
+            .option("ignoreLeadingWhiteSpace", "false")
+            .option("ignoreTrailingWhiteSpace", "false")
+        )
+        self._write_single(writer, uri)
+
+    def _write_single(self, writer: Any, uri: str) -> None:
+        """Write a one-partition DataFrame into a hidden folder beside `uri`, then move its
+        part file to `uri` (atomic locally; copy + delete on object stores) and drop the folder."""
+        parent, _, base = uri.rstrip("/").rpartition("/")
+        tmp = f"{parent}/.{base}.{uuid.uuid4().hex[:12]}.tmp"
+        writer.mode("overwrite").save(_hadoop(tmp))
+        if _is_local(uri):
+            try:
+                parts = sorted(p for p in os.listdir(tmp) if p.startswith("part-"))
+                if len(parts) != 1:
+                    raise PlaycountError(f"Spark wrote {len(parts)} files for `{uri}`, expected one")
+                os.replace(os.path.join(tmp, parts[0]), uri)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+            return
+        fs, folder = self._hadoop_fs(tmp)
+        try:
+            parts = [s.getPath() for s in fs.listStatus(folder) if s.getPath().getName().startswith("part-")]
+            if len(parts) != 1:
+                raise PlaycountError(f"Spark wrote {len(parts)} files for `{uri}`, expected one")
+            _, dst = self._hadoop_fs(uri)
+            fs.delete(dst, False)
+            if not fs.rename(parts[0], dst):
+                raise PlaycountError(f"could not move Spark's output to `{uri}`", fix="check write access")
+        finally:
+            fs.delete(folder, True)
+
+    def _hadoop_fs(self, uri: str) -> tuple[Any, Any]:
+        jvm = self.session.sparkContext._jvm
+        path = jvm.org.apache.hadoop.fs.Path(uri)
+        return path.getFileSystem(self.session.sparkContext._jsc.hadoopConfiguration()), path
+
+    def read_parquet(self, uris: list[str]) -> ir.Table:
+        """The rows of Parquet files, columns matched by name (missing ones are null)."""
+        df = self.session.read.option("mergeSchema", "true").parquet(*[_literal(u) for u in uris])
+        return self._register(df, "pq")
+
+    def read_csv(self, uri: str, opener: Opener, name: str, *, required: tuple[str, ...]) -> RawRead:
+        """Read one CSV as text, with the 1-based line of every row (see the module docstring).
+
+        The header is read here (through `opener`); the file is parsed once on the cluster and
+        the parse cached. Raises `SchemaError` as the DuckDB engine does.
+        """
+        from pyspark.errors import AnalysisException
+        from pyspark.sql import functions as F
+
+        cols = read_columns(opener, name, required)
+        try:
+            files = self.session.read.format("binaryFile").load(_literal(uri)).select("content")
+        except AnalysisException as e:  # gone since the header was read
+            raise SchemaError(
+                f"`{name}` cannot be read: {str(e).splitlines()[0]}", fix="drop the file again", file=name
+            ) from e
+        parse = functools.partial(_parse_partition, name=name, width=len(cols))
+        parsed = self._cache(self.session.createDataFrame(files.rdd.mapPartitions(parse), _PARSED_SCHEMA))
+        stats = parsed.groupBy("_k").agg(
+            F.count(F.lit(1)).alias("n"), F.first("_line").alias("line"), F.first("_msg").alias("msg"),
+            F.first("_fix").alias("fix"),
+        ).collect()
+        by_kind = {row["_k"]: row for row in stats}
+        if _ERROR in by_kind:
+            err = by_kind[_ERROR]
+            raise SchemaError(err["msg"], fix=err["fix"], file=name, line=err["line"])
+        good = by_kind[_GOOD]["n"] if _GOOD in by_kind else 0
+        bad = by_kind[_MALFORMED]["n"] if _MALFORMED in by_kind else 0
+        if good + bad == 0:
+            raise no_data_rows(name)
+        v = F.col("_v")
+        table = parsed.filter(F.col("_k") == _GOOD).select(
+            *[v[i].alias(c) for i, c in enumerate(cols)], F.lit(name).alias("_source_file"), "_line"
+        )
+        malformed = parsed.filter(F.col("_k") == _MALFORMED).select(
+            F.lit(name).alias("_source_file"), "_line", "_raw", F.col("_msg").alias("_reasons")
+        )
+        return RawRead(
+            name, self._register(table, "raw"), self._register(malformed, "malformed"), cols, good + bad
+        )
