@@ -237,3 +237,14 @@ def test_lock_refuses_second_run_and_is_released_by_sigkill(tmp_path: Path) -> N
             pass
     finally:
         holder.kill()
+
+
+def test_only_stale_staging_is_dropped(tmp_path: Path) -> None:
+    root = tiny_lake(tmp_path, {"a.csv": A_CSV})
+    fresh = pipeline.new_run_id(dt.datetime.now(dt.UTC).replace(tzinfo=None))
+    old = "20200101T000000Z-abcdef"
+    for run_id in (fresh, old):
+        write(root / f"_playcount/staging/{run_id}/discover.json", "{}")
+    assert run_json(root)[0] == 0
+    assert (root / f"_playcount/staging/{fresh}/discover.json").exists()  # another run in flight
+    assert not (root / f"_playcount/staging/{old}").exists() or not list((root / f"_playcount/staging/{old}").iterdir())

@@ -713,9 +713,15 @@ def _lock(run: Run) -> AbstractContextManager[Any]:
     return run.storage.lock(run.layout.lock, run.run_id)
 
 
+#: Staged results of a run this old are a crashed run's leftovers. Younger ones may belong to a
+#: run whose stages run as separate tasks (Airflow, Glue) and are kept.
+STALE_STAGING = dt.timedelta(days=1)
+
+
 def _clear_stale_staging(run: Run) -> None:
     for f in run.storage.list("_playcount/staging"):
-        if not f.path.startswith(f"_playcount/staging/{run.run_id}/"):
+        started = run_started_at(f.path.split("/")[2])
+        if started is None or run.started_at - started > STALE_STAGING:
             run.storage.delete(f.path)
 
 
