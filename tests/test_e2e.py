@@ -6,6 +6,7 @@ import collections
 import csv
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -160,3 +161,10 @@ def test_demo_and_watch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
 def test_missing_root_is_a_usage_error(tmp_path: Path) -> None:
     code, _, err = cli("run", "--root", str(tmp_path / "nope"))
     assert code == 2 and "does not exist" in err and "nope" in err
+
+
+def test_spark_engine_without_the_extra_names_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pyspark", None)  # as if it were not installed
+    (tmp_path / "raw_data/streams").mkdir(parents=True)
+    code, _, err = cli("run", "--root", str(tmp_path), "--engine", "spark")
+    assert code == 2 and "pip install 'playcount[spark]'" in " ".join(err.split())

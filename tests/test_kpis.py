@@ -182,6 +182,17 @@ def test_top_songs_ranks_ties_by_track_id_and_cuts_at_3(engine: Any, events: ir.
     assert got[5]["date#genre"] == "2024-06-26#pop"
 
 
+def test_top_songs_ties_order_track_ids_bytewise(engine: Any) -> None:
+    # every engine orders strings the same way: upper case before lower case before accents
+    ids = ["é1", "a1", "B1", "b1"]
+    songs = ibis.memtable(
+        pa.table({"track_id": ids, "track_genre": ["g"] * 4, "duration_ms": pa.array([1000] * 4, pa.int64()),
+                  "track_name": ids, "artists": ids})
+    )
+    events = unique_events(enrich_streams(stream_table([(1, t, ts(10), "s.csv") for t in ids]), songs))
+    assert [r["track_id"] for r in rows(engine, top_songs(events, n=4))] == ["B1", "a1", "b1", "é1"]
+
+
 @pytest.mark.parametrize(("n", "pop_tracks"), [(1, ["P1"]), (2, ["P1", "P2"]), (10, ["P1", "P2", "P3", "P4"])])
 def test_top_songs_n_is_configurable(engine: Any, events: ir.Table, n: int, pop_tracks: list[str]) -> None:
     got = rows(engine, top_songs(events, n=n))

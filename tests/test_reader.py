@@ -251,3 +251,46 @@ def test_truncated_gz(tmp_path: Path, read: Read) -> None:
 def test_spaces_and_quoted_empty_kept_as_text(tmp_path: Path, duck: DuckDBEngine, read: Read) -> None:
     path = write(tmp_path, "s.csv", 'user_id,track_id,listen_time\n 1 , A ,""\n')
     assert [(r["user_id"], r["track_id"], r["listen_time"]) for r in good(duck, read(path))] == [(" 1 ", " A ", None)]
+
+
+# -- the fast reader never disagrees with the exact one -------------------------------------------
+
+
+def test_empty_fields_past_the_header_are_malformed(tmp_path: Path, duck: DuckDBEngine, read: Read) -> None:
+    # DuckDB's own reader drops empty fields past the header's width: these rows have 4 or 5
+    path = write(tmp_path, "s.csv", 'user_id,track_id,listen_time\n1,A,t,\n2,B,t,""\n3,C,\n4,,,\n5,E,t,,\n')
+    result = read(path)
+    assert [(r["user_id"], r["_line"]) for r in good(duck, result)] == [("3", 4)]
+    assert [(r["_line"], r["_raw"], r["_reasons"]) for r in bad(duck, result)] == [
+        (2, "1,A,t,", "malformed row (expected 3 fields, found 4)"),
+        (3, '2,B,t,""', "malformed row (expected 3 fields, found 4)"),
+        (5, "4,,,", "malformed row (expected 3 fields, found 4)"),
+        (6, "5,E,t,,", "malformed row (expected 3 fields, found 5)"),
+    ]
+
+
+def test_stray_quotes_read_by_the_exact_rules(tmp_path: Path, duck: DuckDBEngine) -> None:
+    # DuckDB rejects `"A"x` (and then reports the wrong line's text): the exact reader takes the file
+    path = write(tmp_path, "s.csv", 'user_id,track_id,listen_time\n1,"A"x,t\n"1","A"\n2,B"c,t\n')
+    result = _read(duck, path)
+    assert [(r["track_id"], r["_line"]) for r in good(duck, result)] == [("Ax", 2), ('B"c', 4)]
+    assert [(r["_line"], r["_raw"]) for r in bad(duck, result)] == [(3, '"1","A"')]  # the text as written
+
+
+def test_fast_and_exact_readers_agree_on_random_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import random
+
+    fields = ["1", "a", "", "", '""', '"a,b"', '"a""b"', '"a"x', 'a"b', " 1 ", '" a "']
+    rng = random.Random(7)
+    for i in range(60):
+        end = rng.choice(["\n", "\r\n"])
+        lines = [",".join(rng.choice(fields) for _ in range(rng.choice([1, 2, 3, 3, 3, 3, 4, 5]))) for _ in range(20)]
+        path = write(tmp_path, f"f{i}.csv", "x,y,z" + end + end.join(lines) + end)
+        results = []
+        for exact in (False, True):
+            duck = DuckDBEngine(threads=1)
+            if exact:
+                monkeypatch.setattr(duck, "_read_duckdb", lambda *args, **kwargs: None)
+            r = _read(duck, path, required=())
+            results.append((r.rows, good(duck, r), bad(duck, r)))
+        assert results[0] == results[1], path.read_text()

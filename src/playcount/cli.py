@@ -21,10 +21,11 @@ from typing import Annotated, Any
 import pyarrow as pa
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from playcount import pipeline
-from playcount.errors import LockedError, PlaycountError, SettingsError
+from playcount.errors import LockedError, MissingExtraError, PlaycountError, SettingsError
 from playcount.settings import Settings, load_settings
 
 __all__ = ["app", "main"]
@@ -95,8 +96,11 @@ def _run(settings: Settings, as_json: bool, progress: bool = True) -> pipeline.R
     except SettingsError as e:
         console.print(f"[red]settings error:[/] {e}")
         raise typer.Exit(EXIT_USAGE) from e
+    except MissingExtraError as e:  # e.g. --engine spark without the extra
+        console.print(f"[red]missing package:[/] {escape(str(e))}")
+        raise typer.Exit(EXIT_USAGE) from e
     except Exception as e:  # noqa: BLE001 - an unexpected failure: report, exit 3
-        console.print(f"[red]run failed unexpectedly:[/] {e}\nIt is safe to run again.")
+        console.print(f"[red]run failed unexpectedly:[/] {escape(str(e))}\nIt is safe to run again.")
         raise typer.Exit(EXIT_ERROR) from e
     return report
 

@@ -219,17 +219,25 @@ def check_streams(
     cols = _raw_columns(raw)
     t = _with_timestamp(raw, "listen_time", f"{_TYPED}listen_time")
     t = t.mutate(**{f"{_TYPED}user_id": _integer(t.user_id), f"{_TYPED}track_id": _text(t.track_id)})
+    # Membership by equi-join on the distinct keys, not `isin(subquery)`: Spark runs an IN
+    # subquery inside an expression as a nested-loop join (rows x users), a join hashes.
+    known_users = users.select(_known_user=users.user_id).distinct()
+    known_tracks = songs.select(_known_track=songs.track_id).distinct()
+    t = t.left_join(known_users, t[f"{_TYPED}user_id"] == known_users._known_user)
+    t = t.left_join(known_tracks, t[f"{_TYPED}track_id"] == known_tracks._known_track)
     uid, track, ts = t[f"{_TYPED}user_id"], t[f"{_TYPED}track_id"], t[f"{_TYPED}listen_time"]
     latest = ibis.literal(run_time.replace(tzinfo=None) + dt.timedelta(days=1))
     checks: list[tuple[ir.BooleanValue, str]] = [
         (uid.isnull(), "user_id is not an integer"),
-        (uid.notnull() & ~uid.isin(users.user_id), "unknown user_id"),
+        (uid.notnull() & t._known_user.isnull(), "unknown user_id"),
         (track.isnull(), "track_id is empty"),
-        (track.notnull() & ~track.isin(songs.track_id), "unknown track_id"),
+        (track.notnull() & t._known_track.isnull(), "unknown track_id"),
         (ts.isnull(), "listen_time is not a timestamp"),
         (ts.notnull() & (ts > latest), "listen_time is more than 1 day after the run time"),
     ]
-    return _finish(t, STREAMS, cols, checks)
+    checked = _finish(t, STREAMS, cols, checks)
+    return Checked(checked.contract, checked.table.drop("_known_user", "_known_track"), checked.raw_columns,
+                   checked.rules)
 
 
 def clean_rows(checked: Checked) -> ir.Table:

@@ -8,9 +8,11 @@ It has the methods of `DuckDBEngine` and gives the same results (tests/spark pro
   DuckDB numbers them, and a file that is not UTF-8 or a broken gzip is rejected with the same
   message. A file is therefore read by one core; split very large drops into several files.
 - Parquet and CSV outputs are single files at the path the pipeline names (Spark writes a
-  folder: the engine writes it beside the target, moves its one part file into place and drops
-  the folder). The layout stays SPEC §4's (`date=D/<source-fingerprint>.parquet`) and a re-run
-  replaces a file instead of adding one.
+  folder: the engine writes it in a hidden folder nearby, moves its one part file into place and
+  drops the folder). The layout stays SPEC §4's (`date=D/<source-fingerprint>.parquet`) and a
+  re-run replaces a file instead of adding one. (Spark's dynamic partition overwrite is not what
+  this layout needs: it would replace a date's whole folder, the events of every other source
+  file of that date with it.) Timestamps are written without zone, as DuckDB writes them.
 - The session is switched to UTC (`spark.sql.session.timeZone`), so strings without an offset
   are UTC timestamps and dates are UTC dates, as on DuckDB.
 """
@@ -25,6 +27,7 @@ import os
 import shutil
 import sys
 import uuid
+import weakref
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -51,12 +54,10 @@ __all__ = ["SparkEngine", "local_session", "SESSION_CONF"]
 _counter = itertools.count()
 
 #: Set on every session the engine runs on (Glue's and EMR's too): UTC everywhere, Parquet
-#: timestamps as plain microseconds (what DuckDB and pyarrow read), dynamic partition overwrite
-#: for partitioned writes (a re-run replaces the partitions it writes, never the others).
+#: timestamps as plain microseconds (not the legacy INT96).
 SESSION_CONF = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
-    "spark.sql.sources.partitionOverwriteMode": "dynamic",
 }
 
 # A parsed CSV row: `_k` 0 = data row (`_v` its fields), 1 = malformed (`_raw`, reason in
@@ -180,11 +181,8 @@ def _collect(df: Any, schema: pa.Schema) -> pa.Table:
         got = pa.Table.from_batches(batches) if batches else None
     if got is None or got.num_rows == 0:
         return schema.empty_table()
-    columns = []
-    for field, col in zip(schema, got.columns, strict=True):
-        if pa.types.is_timestamp(col.type) and col.type.tz is not None and field.type.tz is None:
-            col = col.cast(pa.timestamp(col.type.unit, tz="UTC")).cast(field.type)
-        columns.append(col.cast(field.type))
+    # (a zoned timestamp cast to one without zone keeps its UTC wall time: the session is UTC)
+    columns = [col.cast(field.type) for field, col in zip(schema, got.columns, strict=True)]
     return pa.Table.from_arrays(columns, schema=schema)
 
 
@@ -234,6 +232,15 @@ def _parse_file(content: bytes, name: str, width: int) -> Iterator[tuple[Any, ..
         yield _ERROR, err.context.get("line"), None, None, err.message, err.fix
 
 
+def _release(session: Any, cached: list[Any], views: list[str]) -> None:
+    for df in cached:
+        df.unpersist()
+    for view in views:
+        session.catalog.dropTempView(view)
+    cached.clear()
+    views.clear()
+
+
 class SparkEngine:
     """Runs the pure Ibis code on a SparkSession (Ibis's PySpark backend)."""
 
@@ -251,15 +258,15 @@ class SparkEngine:
         self.con = _backend(self.session)
         self._cached: list[Any] = []
         self._views: list[str] = []
+        # a long-lived session (`watch`, a notebook) must not keep every run's cached tables
+        self._release = weakref.finalize(self, _release, self.session, self._cached, self._views)
+        self._release.atexit = False  # the JVM may be gone by then
 
     def close(self) -> None:
-        """Release what the engine cached and registered (not the session: it may be shared)."""
-        for df in self._cached:
-            df.unpersist()
-        for view in self._views:
-            self.session.catalog.dropTempView(view)
-        self._cached.clear()
-        self._views.clear()
+        """Release what the engine cached and registered (not the session: it may be shared).
+
+        Also done when the engine is garbage-collected."""
+        self._release()
 
     # -- tables ------------------------------------------------------------------------------
 
@@ -311,8 +318,23 @@ class SparkEngine:
     # -- files -------------------------------------------------------------------------------
 
     def write_parquet(self, expr: ir.Table, uri: str) -> None:
-        """One Parquet file at `uri`, replacing any."""
-        self._write_single(self._df(expr).coalesce(1).write.format("parquet"), uri)
+        """One Parquet file at `uri`, replacing any.
+
+        Timestamps are written as DuckDB writes them, without zone (UTC wall time): either
+        engine reads the other's files, so a lake can change engines between runs.
+        """
+        from pyspark.sql import functions as F
+        from pyspark.sql.types import TimestampType
+
+        df = self._df(expr)
+        df = df.select(
+            *[
+                F.col(f.name).cast("timestamp_ntz").alias(f.name) if isinstance(f.dataType, TimestampType)
+                else F.col(f.name)
+                for f in df.schema.fields
+            ]
+        )
+        self._write_single(df.coalesce(1).write.format("parquet"), uri)
 
     def write_csv(self, expr: ir.Table, uri: str) -> None:
         """One CSV file at `uri` (header, RFC 4180 quoting, values kept verbatim), in `expr`'s order."""
@@ -329,10 +351,15 @@ class SparkEngine:
         self._write_single(writer, uri)
 
     def _write_single(self, writer: Any, uri: str) -> None:
-        """Write a one-partition DataFrame into a hidden folder beside `uri`, then move its
-        part file to `uri` (atomic locally; copy + delete on object stores) and drop the folder."""
+        """Write a one-partition DataFrame into a hidden folder, then move its part file to `uri`
+        (atomic locally; copy + delete on object stores) and drop the folder.
+
+        The folder is beside `uri`'s folder, not in it: a run killed mid-write leaves nothing
+        among the files a stage lists (the events of a date, say).
+        """
         parent, _, base = uri.rstrip("/").rpartition("/")
-        tmp = f"{parent}/.{base}.{uuid.uuid4().hex[:12]}.tmp"
+        grandparent, _, folder = parent.rpartition("/")
+        tmp = f"{grandparent}/.{folder}.{base}.{uuid.uuid4().hex[:12]}.tmp"
         writer.mode("overwrite").save(_hadoop(tmp))
         if _is_local(uri):
             try:

@@ -33,7 +33,6 @@ the scripts run unchanged on a local Spark.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import logging
 import sys
@@ -126,15 +125,6 @@ def job_session() -> Any:
     return GlueContext(SparkContext.getOrCreate()).spark_session  # pragma: no cover
 
 
-def _started_at(run_id: str) -> dt.datetime | None:
-    """When the run started, from its id (`YYYYMMDDTHHMMSSZ-xxxxxx`): every job of the run has
-    the run's date, even a job that runs after midnight."""
-    try:
-        return dt.datetime.strptime(run_id[:16], "%Y%m%dT%H%M%SZ")
-    except ValueError:
-        return None
-
-
 def _run_job(
     step: str, argv: Sequence[str] | None, session: Any, work: Callable[[pipeline.Run, JobArgs], None]
 ) -> str:
@@ -151,7 +141,6 @@ def _run_job(
             engine=engine,
             progress=lambda stage, message: log.info("%s: %s", stage, message),
         )
-        run.started_at = _started_at(run.run_id) or run.started_at
         log.info("run %s: %s job on %s", run.run_id, step, run.storage.root)
         with run.storage.lock(run.layout.lock, run.run_id):
             work(run, args)
@@ -161,11 +150,7 @@ def _run_job(
 
 
 def _validate(run: pipeline.Run, args: JobArgs) -> None:
-    # a new run: earlier unfinished runs' staging goes (their files are still in the landing
-    # zone and are taken up again by this run)
-    for f in run.storage.list("_playcount/staging"):
-        if not f.path.startswith(f"_playcount/staging/{run.run_id}/"):
-            run.storage.delete(f.path)
+    pipeline._clear_stale_staging(run)  # a crashed run's leftovers, as `run_pipeline` does
     discovery = pipeline.discover(run)
     run.save("discover", discovery)
     result = pipeline.validate(run, discovery)

@@ -1,0 +1,115 @@
+"""SPEC §1 file contract on Spark: `SparkEngine.read_csv` reads every file exactly as
+`DuckDBEngine.read_csv` does (tests/test_reader.py pins DuckDB's reading): the same rows with
+the same values and lines, the same malformed rows (text and reason), the same rejections
+(message and context)."""
+
+from __future__ import annotations
+
+import gzip
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from playcount.engine import DuckDBEngine, Engine
+from playcount.engines.spark import SparkEngine, _parse_file
+from playcount.errors import SchemaError
+
+pytestmark = pytest.mark.spark
+
+HEADER = "user_id,track_id,listen_time\n"
+FAR = "".join(f"{i},T{i},2024-06-25 10:00:00\n" for i in range(2000))
+CASES: dict[str, str | bytes] = {
+    "plain.csv": HEADER + "1,A,2024-06-25 10:00:00\n2,B,\n3,,x\n",
+    "bom_crlf_no_final_newline.csv": "\ufeff" + HEADER.replace("\n", "\r\n") + "1,A,t1\r\n2,B,t2",
+    "doubled_quotes.csv": HEADER + '1,"Ave Maria, ""Ellens Gesang III""",t\n2,"Plain",t\n',
+    "extra_columns.csv": "device,user_id,track_id,listen_time,note\nphone,1,A,t1,hi\n",
+    "ragged.csv": HEADER + "1,A,t1\n2,B\n3,C,t3\n4,D,t4,extra\n5,E,t5\n6\n7,G,t7\n",
+    "malformed_first_and_last.csv": HEADER.replace("\n", "\r\n") + "1,A\r\n2,B,t2\r\n3,C,t3\r\n4,D\r\n",
+    "blank_lines.csv": HEADER + "1,A,t1\n\n2,B,t2\n3,C\n4,D,t4\n\n",
+    "newline_in_quotes.csv": HEADER + '1,"two\nlines",t\n2,x,t\n3,"three\r\nline\nname",t\n4,y\n',
+    "empty_fields_too_many.csv": HEADER + '1,A,t,\n2,B,t,""\n3,C,\n4,,,\n5,E,t,,\n',
+    "stray_quotes.csv": HEADER + '1,"A"x,t\n"1","A"\n2,B"c,t\n3,"C",t\n',
+    "spaces_and_quoted_empty.csv": HEADER + ' 1 , A ,""\n',
+    "gzip.csv.gz": HEADER + "1,A,t1\n2,B,t2\n",
+    "missing_column.csv": "user_id,track,listen_time\n1,A,t1\n",
+    "header_only.csv": HEADER,
+    "header_and_blank_lines.csv": HEADER + "\n\n",
+    "empty.csv": "",
+    "not_utf8.csv": (HEADER + "1,caf\u00e9,t1\n").encode("latin-1"),
+    "not_utf8_far.csv.gz": (HEADER + FAR + "9,caf\u00e9,t\n1,A,t\n").encode("latin-1"),
+}
+
+
+def write(tmp_path: Path, name: str, content: str | bytes) -> Path:
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    return path
+
+
+def read(engine: Engine, path: Path, required: tuple[str, ...] = ("user_id", "track_id")) -> tuple[Any, ...]:
+    """What reading `path` gives: its rows, or the rejection."""
+    try:
+        r = engine.read_csv(str(path), lambda: path.open("rb"), path.name, required=required)
+    except SchemaError as e:
+        return "rejected", str(e), e.context
+    good = sorted(engine.to_arrow(r.table).to_pylist(), key=lambda row: row["_line"])
+    bad = sorted(engine.to_arrow(r.malformed).to_pylist(), key=lambda row: row["_line"])
+    return r.source, r.columns, r.rows, good, bad
+
+
+@pytest.fixture
+def spark(spark_session: Any) -> Any:
+    engine = SparkEngine(spark_session)
+    yield engine
+    engine.close()
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_spark_reads_as_duckdb(name: str, tmp_path: Path, spark: SparkEngine) -> None:
+    path = write(tmp_path, name, CASES[name])
+    expected = read(DuckDBEngine(threads=1), path)
+    assert read(spark, path) == expected
+    if name == "not_utf8_far.csv.gz":
+        assert expected == (
+            "rejected", expected[1], {"file": name, "line": 2002}
+        ) and f"`{name}` line `2002` is not valid UTF-8" in expected[1]
+
+
+def test_truncated_gzip_rejected_as_duckdb(tmp_path: Path, spark: SparkEngine) -> None:
+    data = gzip.compress((HEADER + FAR).encode())
+    path = tmp_path / "cut.csv.gz"
+    path.write_bytes(data[: len(data) // 2])
+    expected = read(DuckDBEngine(threads=1), path)
+    assert expected[0] == "rejected"
+    assert read(spark, path) == expected
+
+
+def _fuzz_file(rng: random.Random) -> str:
+    fields = ["1", "a", "", "", '""', '"a,b"', '"a""b"', '"a"x', 'a"b', " 1 ", '" a "', '"x\ny"']
+    lines = [",".join(rng.choice(fields) for _ in range(rng.choice([1, 2, 3, 3, 3, 3, 4, 5]))) for _ in range(25)]
+    end = rng.choice(["\n", "\r\n"])
+    return "x,y,z" + end + end.join(lines) + rng.choice(["", end])
+
+
+def test_executor_parse_agrees_with_duckdb_on_random_files(tmp_path: Path) -> None:
+    # what each Spark task runs on a file's bytes (no JVM needed), against DuckDB's reading of
+    # the same file: quotes, stray quotes, empty fields, ragged rows, newlines in fields, CRLF
+    rng = random.Random(4)
+    duck = DuckDBEngine(threads=1)
+    for i in range(150):
+        text = _fuzz_file(rng)
+        path = write(tmp_path, f"f{i}.csv", text)
+        expected = read(duck, path, required=())
+        good, bad = [], []
+        for kind, line, values, raw, reason, _ in _parse_file(path.read_bytes(), path.name, 3):
+            if kind == 0:
+                row = dict(zip(("x", "y", "z"), values, strict=True))
+                good.append({**row, "_source_file": path.name, "_line": line})
+            else:
+                assert kind == 1, reason
+                bad.append({"_source_file": path.name, "_line": line, "_raw": raw, "_reasons": reason})
+        got = (path.name, ("x", "y", "z"), len(good) + len(bad), good, bad) if good or bad else expected
+        assert got == expected, text
