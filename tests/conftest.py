@@ -7,6 +7,7 @@ account and an environment whose credential chain leads to it. No boto3 call is 
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -26,6 +27,10 @@ from playcount.engine import DuckDBEngine, Engine
 
 if TYPE_CHECKING:
     from playcount.bootstrap import BootstrapResult
+
+# py4j logs at INFO from finalizers at interpreter exit, after the handlers that the Airflow tier
+# installs have closed their streams: that would print "Logging error" tracebacks after the summary.
+logging.getLogger("py4j").setLevel(logging.WARNING)
 
 
 @pytest.fixture(scope="session")
