@@ -168,3 +168,32 @@ def test_spark_engine_without_the_extra_names_it(tmp_path: Path, monkeypatch: py
     (tmp_path / "raw_data/streams").mkdir(parents=True)
     code, _, err = cli("run", "--root", str(tmp_path), "--engine", "spark")
     assert code == 2 and "pip install 'playcount[spark]'" in " ".join(err.split())
+
+
+def test_json_report_is_plain_json_on_a_pipe(tmp_path: Path) -> None:
+    """Through a real pipe (not a terminal): long reasons must not be wrapped into broken JSON."""
+    import subprocess
+    import sys
+
+    from helpers import tiny_lake
+
+    root = tiny_lake(tmp_path, {"a.csv": "1,T1,2024-06-25 10:00:00\n"})
+    write(root / "raw_data/streams/" / ("x" * 60 + ".csv"), "user_id,track\n1,T1\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "playcount.cli", "run", "--root", str(root), "--json"],
+        capture_output=True, text=True, check=False,
+    )
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 0 and report["status"] == "succeeded"
+    assert any("lacks required column(s) `track_id`, `listen_time`" in (f["reason"] or "") for f in report["files"])
+
+
+def test_engine_keeps_stdout_clean_and_memory_bounded() -> None:
+    """DuckDB's progress bar would interleave with --json on long runs; the memory limit bounds RSS."""
+    from playcount.engine import DuckDBEngine
+
+    db = DuckDBEngine(memory_limit="512MB").db
+    progress, limit = db.execute(
+        "SELECT current_setting('enable_progress_bar'), current_setting('memory_limit')"
+    ).fetchone()
+    assert progress is False and limit.startswith(("488", "512"))

@@ -55,6 +55,12 @@ def _typed(kind: str | None) -> dict[str, str] | None:
     return {"type": kind} if kind else None
 
 
+def _emit_json(text: str) -> None:
+    """Machine output: the JSON as is on stdout (rich would wrap long lines and break it)."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
 def _settings(config: Path | None, **flags: Any) -> Settings:
     try:
         return load_settings(config, **flags)
@@ -115,7 +121,7 @@ def run(
         _settings(config, root=root, store=_typed(store), notify=_typed(notify), engine=engine), as_json
     )
     if as_json:
-        out.print_json(report.model_dump_json())
+        _emit_json(report.model_dump_json(indent=2))
     else:
         _print_report(report)
     raise typer.Exit(EXIT_FAILED if report.status == "failed" else EXIT_OK)
@@ -132,7 +138,7 @@ def validate(root: Root = None, config: Config = None, as_json: AsJson = False) 
         console.print(f"[red]error:[/] {e}")
         raise typer.Exit(EXIT_ERROR) from e
     if as_json:
-        out.print_json(val.model_dump_json())
+        _emit_json(val.model_dump_json(indent=2))
     else:
         t = Table("dataset", "file", "status", "rows", "bad", "rules failed", "reason")
         for f in val.files:
@@ -189,7 +195,7 @@ def kpis(
         console.print(f"[red]error:[/] {e}")
         raise typer.Exit(EXIT_ERROR) from e
     if as_json:
-        out.print_json(json.dumps(rows.to_pylist(), default=str))
+        _emit_json(json.dumps(rows.to_pylist(), default=str, indent=2))
     else:
         _print_table(rows, name)
 

@@ -12,6 +12,9 @@ import gzip
 import io
 import itertools
 import re
+import shutil
+import tempfile
+import weakref
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -190,11 +193,25 @@ class DuckDBEngine:
 
     name = "duckdb"
 
-    def __init__(self, con: ibis.BaseBackend | None = None, *, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        con: ibis.BaseBackend | None = None,
+        *,
+        threads: int | None = None,
+        memory_limit: str | None = "1GB",
+    ) -> None:
         self.con = con or ibis.duckdb.connect()
         self.db = self.con.con  # the raw duckdb connection, for the CSV reader
+        # DuckDB draws a progress bar on stdout for long queries: stdout is for --json only
+        self.db.execute("SET enable_progress_bar = false")
         if threads:
             self.db.execute(f"SET threads = {int(threads)}")
+        if memory_limit:
+            # beyond it DuckDB spills to disk: the peak stays bounded whatever the data size
+            self._spill = tempfile.mkdtemp(prefix="playcount-spill-")
+            weakref.finalize(self, shutil.rmtree, self._spill, ignore_errors=True)
+            self.db.execute(f"SET memory_limit = {_sql_str(memory_limit)}")
+            self.db.execute(f"SET temp_directory = {_sql_str(self._spill)}")
 
     def use_s3(self, access: S3Access) -> None:
         """Read and write `s3://` URLs through httpfs with these credentials (see `httpfs.py`)."""
@@ -461,6 +478,7 @@ def connect(
     engine: str = "duckdb",
     *,
     threads: int | None = None,
+    memory_limit: str | None = "1GB",
     spark_master: str | None = None,
     spark_conf: dict[str, str] | None = None,
     session: Any = None,
@@ -471,7 +489,7 @@ def connect(
     for `spark_master` (default `local[*]`) with `spark_conf`.
     """
     if engine == "duckdb":
-        return DuckDBEngine(threads=threads)
+        return DuckDBEngine(threads=threads, memory_limit=memory_limit)
     if engine == "spark":
         from playcount.engines.spark import SparkEngine
 

@@ -272,7 +272,8 @@ def open_run(
         storage=storage,
         engine=engine
         or connect(
-            settings.engine, threads=settings.threads, spark_master=settings.spark_master,
+            settings.engine, threads=settings.threads, memory_limit=settings.memory_limit,
+            spark_master=settings.spark_master,
             spark_conf=settings.spark_conf,
         ),
         store=store,

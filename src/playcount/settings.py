@@ -162,6 +162,9 @@ class Settings(BaseSettings):
         None, description="the run's date (archive folder, created_at check); default: today UTC"
     )
     threads: int | None = Field(None, ge=1, description="engine threads; default: all cores")
+    memory_limit: str = Field(
+        "1GB", description="DuckDB's memory limit; past it DuckDB spills to a temp folder"
+    )
     store: StoreSettings = DuckDBStoreSettings()
     notify: NotifySettings = LogNotifySettings()
     aws: AwsSettings = AwsSettings.model_validate({})
