@@ -63,6 +63,8 @@ __all__ = [
     "archive",
     "finish",
     "run_pipeline",
+    "staged_report",
+    "clear_stale_staging",
     "STAGES",
 ]
 
@@ -219,6 +221,10 @@ class Run:
 
     def save(self, name: str, result: BaseModel) -> None:
         self.storage.write_bytes(self.staging(f"{name}.json"), result.model_dump_json(indent=2).encode())
+
+    def staged(self, name: str) -> bool:
+        """Whether this run's `name` stage result is staged."""
+        return self.storage.exists(self.staging(f"{name}.json"))
 
     def load(self, name: str, model: type[M]) -> M:
         path = self.staging(f"{name}.json")
@@ -696,6 +702,31 @@ def finish(run: Run, report: RunReport) -> RunReport:
     return report
 
 
+def staged_report(
+    run: Run, status: Literal["succeeded", "failed"] = "succeeded", reason: str | None = None
+) -> RunReport:
+    """The run report from the stage results staged so far, for runs whose stages ran as separate
+    jobs or tasks (Glue, Airflow); `run_pipeline` builds the same report as it goes."""
+    report = RunReport(
+        run_id=run.run_id, status=status, reason=reason, root=run.storage.root, run_date=run.run_date,
+        started_at=run.started_at,
+    )
+    if status == "succeeded" and run.staged("discover") and run.load("discover", Discovery).nothing_to_do:
+        report.status, report.reason = "nothing_to_do", "no new stream files"
+    if run.staged("validate"):
+        validation = run.load("validate", Validation)
+        report.files, report.bad_rows = validation.files, validation.bad_rows
+        if report.status == "succeeded" and validation.status == "failed":
+            report.status, report.reason = "failed", validation.reason
+    if run.staged("transform"):
+        report.dates = run.load("transform", TransformResult).dates
+    if run.staged("load"):
+        report.kpi_rows = run.load("load", LoadResult).rows
+    if run.staged("archive"):
+        report.archived = run.load("archive", ArchiveResult).moved
+    return report
+
+
 # -- the whole run -----------------------------------------------------------------------------
 
 
@@ -719,7 +750,8 @@ def _lock(run: Run) -> AbstractContextManager[Any]:
 STALE_STAGING = dt.timedelta(days=1)
 
 
-def _clear_stale_staging(run: Run) -> None:
+def clear_stale_staging(run: Run) -> None:
+    """Drop staged results older than `STALE_STAGING` (a crashed run's leftovers)."""
     for f in run.storage.list("_playcount/staging"):
         started = run_started_at(f.path.split("/")[2])
         if started is None or run.started_at - started > STALE_STAGING:
@@ -739,7 +771,7 @@ def run_pipeline(run: Run, *, after_stage: Callable[[str], None] | None = None) 
     )
     _require_root(run)
     with _lock(run):
-        _clear_stale_staging(run)
+        clear_stale_staging(run)
         try:
             with _timed(report, "discover", run):
                 d = discover(run)

@@ -281,7 +281,7 @@ def _lease(run: Run) -> Iterator[None]:
 
 
 def _staged(run: Run, name: str) -> bool:
-    return run.storage.exists(run.staging(f"{name}.json"))
+    return run.staged(name)
 
 
 class TaskFailure(BaseModel):
@@ -451,24 +451,9 @@ def archive_streamed_data(**context: Any) -> None:
 
 def run_report(run: Run, status: Literal["succeeded", "failed"] = "succeeded", reason: str | None = None) -> RunReport:
     """The run report from the stage results staged so far."""
-    from playcount.pipeline import ArchiveResult, Discovery, LoadResult, RunReport, TransformResult, Validation
+    from playcount.pipeline import staged_report
 
-    report = RunReport(
-        run_id=run.run_id, status=status, reason=reason, root=run.storage.root, run_date=run.run_date,
-        started_at=run.started_at,
-    )
-    if status == "succeeded" and _staged(run, "discover") and run.load("discover", Discovery).nothing_to_do:
-        report.status, report.reason = "nothing_to_do", "no new stream files"
-    if _staged(run, "validate"):
-        validation = run.load("validate", Validation)
-        report.files, report.bad_rows = validation.files, validation.bad_rows
-    if _staged(run, "transform"):
-        report.dates = run.load("transform", TransformResult).dates
-    if _staged(run, "load"):
-        report.kpi_rows = run.load("load", LoadResult).rows
-    if _staged(run, "archive"):
-        report.archived = run.load("archive", ArchiveResult).moved
-    return report
+    return staged_report(run, status, reason)
 
 
 def notify_success(**context: Any) -> None:

@@ -150,7 +150,7 @@ def _run_job(
 
 
 def _validate(run: pipeline.Run, args: JobArgs) -> None:
-    pipeline._clear_stale_staging(run)  # a crashed run's leftovers, as `run_pipeline` does
+    pipeline.clear_stale_staging(run)  # a crashed run's leftovers, as `run_pipeline` does
     discovery = pipeline.discover(run)
     run.save("discover", discovery)
     result = pipeline.validate(run, discovery)
@@ -176,25 +176,8 @@ def _load(run: pipeline.Run, args: JobArgs) -> None:
         if args.finish_run:
             pipeline.archive(run)
     if args.finish_run:
-        report = pipeline.finish(run, _report(run, validation))
+        report = pipeline.finish(run, pipeline.staged_report(run))
         log.info("run %s %s: %s", run.run_id, report.status, report.summary())
-
-
-def _report(run: pipeline.Run, validation: pipeline.Validation) -> pipeline.RunReport:
-    """The run report from the staged stage results (as `run_pipeline` builds it as it goes)."""
-    report = pipeline.RunReport(
-        run_id=run.run_id, status="succeeded", root=run.storage.root, run_date=run.run_date,
-        started_at=run.started_at, files=validation.files, bad_rows=validation.bad_rows,
-    )
-    if run.load("discover", pipeline.Discovery).nothing_to_do:
-        report.status, report.reason = "nothing_to_do", "no new stream files"
-    elif validation.status == "failed":
-        report.status, report.reason = "failed", validation.reason
-    else:
-        report.dates = run.load("transform", pipeline.TransformResult).dates
-        report.kpi_rows = run.load("load", pipeline.LoadResult).rows
-        report.archived = run.load("archive", pipeline.ArchiveResult).moved
-    return report
 
 
 def validate_job(argv: Sequence[str] | None = None, session: Any = None) -> str:
