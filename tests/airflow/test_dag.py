@@ -196,6 +196,30 @@ def test_a_songs_file_without_a_required_column_notifies_failure_and_loads_nothi
     assert json.loads(body(aws, BUCKET, f"{LAKE}/_playcount/runs/{run_id}.json"))["status"] == "failed"
 
 
+def _run_with_broken_stage(
+    dag: Any,
+    aws: Aws,
+    infra: BootstrapResult,
+    generated: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    stage: str,
+    task_id: str,
+    error: str,
+) -> tuple[Any, dict[str, str], str]:
+    """Run the DAG over the generated files with pipeline `stage` failing every time (`task_id`
+    retried once): the DAG run, its task states and the queue subscribed to the topic."""
+
+    def broken(run: pipeline.Run) -> Any:
+        raise StorageError(error)
+
+    monkeypatch.setattr(pipeline, stage, broken)
+    monkeypatch.setattr(dag.get_task(task_id), "retries", 1)
+    upload_tree(aws, generated, BUCKET, LAKE)
+    queue = subscribe_queue(aws, infra.topic_arn)
+    dag_run, states = run_dag(dag)
+    return dag_run, states, queue
+
+
 def test_a_transform_job_that_keeps_failing_goes_to_notify_failure_with_its_error(
     fast: Any,
     airflow_env: dict[str, str],
@@ -204,15 +228,9 @@ def test_a_transform_job_that_keeps_failing_goes_to_notify_failure_with_its_erro
     generated: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def transform_broken(run: pipeline.Run) -> pipeline.TransformResult:
-        raise StorageError("injected: cannot write the events")
-
-    monkeypatch.setattr(pipeline, "transform", transform_broken)
-    monkeypatch.setattr(fast.get_task("run_transform_job"), "retries", 1)
-    upload_tree(aws, generated, BUCKET, LAKE)
-    queue = subscribe_queue(aws, infra.topic_arn)
-
-    dag_run, states = run_dag(fast)
+    dag_run, states, queue = _run_with_broken_stage(
+        fast, aws, infra, generated, monkeypatch, "transform", "run_transform_job", "injected: cannot write the events"
+    )
 
     assert states == SUCCEEDED | {
         "run_transform_job": "failed",
@@ -349,15 +367,9 @@ def test_a_task_that_keeps_failing_is_notified_by_the_failure_callback(
     local: dict[str, Any],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def archive_down(run: pipeline.Run) -> pipeline.ArchiveResult:
-        raise StorageError("injected: S3 is down")
-
-    monkeypatch.setattr(pipeline, "archive", archive_down)
-    monkeypatch.setattr(fast.get_task("archive_streamed_data"), "retries", 1)
-    upload_tree(aws, generated, BUCKET, LAKE)
-    queue = subscribe_queue(aws, infra.topic_arn)
-
-    dag_run, states = run_dag(fast)
+    dag_run, states, queue = _run_with_broken_stage(
+        fast, aws, infra, generated, monkeypatch, "archive", "archive_streamed_data", "injected: S3 is down"
+    )
 
     assert states == SUCCEEDED | {
         "archive_streamed_data": "failed", "notify_success": "upstream_failed", "notify_failure": "skipped"
