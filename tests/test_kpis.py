@@ -20,7 +20,7 @@ import ibis.expr.types as ir
 import pyarrow as pa
 import pytest
 
-from playcount.kpis import genre_kpis, top_genres, top_songs, unique_events
+from playcount.kpis import genre_kpis, song_titles, top_genres, top_songs, unique_events
 from playcount.transform import enrich_streams
 
 D25 = dt.date(2024, 6, 25)
@@ -97,6 +97,11 @@ def events(songs: ir.Table) -> ir.Table:
     return unique_events(enrich_streams(stream_table(EVENTS), songs))
 
 
+@pytest.fixture
+def titles(songs: ir.Table) -> ir.Table:
+    return song_titles(enrich_streams(stream_table(EVENTS), songs))
+
+
 def rows(engine: Any, expr: ir.Table) -> list[dict[str, Any]]:
     return engine.to_arrow(expr).to_pylist()
 
@@ -163,8 +168,8 @@ def test_genre_kpis_without_dedup_would_double_count(engine: Any, songs: ir.Tabl
     assert pop[0]["total_streams"] == 7
 
 
-def test_top_songs_ranks_ties_by_track_id_and_cuts_at_3(engine: Any, events: ir.Table) -> None:
-    got = rows(engine, top_songs(events))
+def test_top_songs_ranks_ties_by_track_id_and_cuts_at_3(engine: Any, events: ir.Table, titles: ir.Table) -> None:
+    got = rows(engine, top_songs(events, titles))
     assert [(r["date"], r["genre"], r["rank"], r["track_id"], r["stream_count"]) for r in got] == [
         (D25, "jazz", 1, "J1", 3),
         (D25, "pop", 1, "P1", 2),  # P1 and P2 tie on 2: track_id asc
@@ -189,13 +194,16 @@ def test_top_songs_ties_order_track_ids_bytewise(engine: Any) -> None:
         pa.table({"track_id": ids, "track_genre": ["g"] * 4, "duration_ms": pa.array([1000] * 4, pa.int64()),
                   "track_name": ids, "artists": ids})
     )
-    events = unique_events(enrich_streams(stream_table([(1, t, ts(10), "s.csv") for t in ids]), songs))
-    assert [r["track_id"] for r in rows(engine, top_songs(events, n=4))] == ["B1", "a1", "b1", "é1"]
+    enriched = enrich_streams(stream_table([(1, t, ts(10), "s.csv") for t in ids]), songs)
+    got = rows(engine, top_songs(unique_events(enriched), song_titles(enriched), n=4))
+    assert [r["track_id"] for r in got] == ["B1", "a1", "b1", "é1"]
 
 
 @pytest.mark.parametrize(("n", "pop_tracks"), [(1, ["P1"]), (2, ["P1", "P2"]), (10, ["P1", "P2", "P3", "P4"])])
-def test_top_songs_n_is_configurable(engine: Any, events: ir.Table, n: int, pop_tracks: list[str]) -> None:
-    got = rows(engine, top_songs(events, n=n))
+def test_top_songs_n_is_configurable(
+    engine: Any, events: ir.Table, titles: ir.Table, n: int, pop_tracks: list[str]
+) -> None:
+    got = rows(engine, top_songs(events, titles, n=n))
     pop = [r for r in got if r["genre"] == "pop" and r["date"] == D25]
     assert [r["track_id"] for r in pop] == pop_tracks
     assert [r["rank"] for r in pop] == list(range(1, len(pop_tracks) + 1))

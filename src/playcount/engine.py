@@ -291,26 +291,40 @@ class DuckDBEngine:
     def _read_duckdb(
         self, uri: str, name: str, cols: tuple[str, ...], physical: int, ends: dict[int, str]
     ) -> RawRead | None:
+        """Two passes of DuckDB's parallel reader: a strict one that only counts and collects the
+        malformed rows, then one that keeps every record (padding short ones), so that record i
+        is physical line i + 2 and `_line` is its position: no line mapping, no sort."""
         t, rej, scan = self._name("csv"), self._name("rej"), self._name("scan")
         columns = "{" + ", ".join(f"{_sql_str(c)}: 'VARCHAR'" for c in cols) + "}"
+        options = (
+            f"header=true, auto_detect=false, columns={columns}, delim=',', quote='\"', escape='\"', "
+            f"compression='auto'"
+        )
         try:
-            self.db.execute(
-                f"CREATE TEMP TABLE {t} AS SELECT * FROM read_csv({_sql_str(uri)}, header=true, "
-                f"auto_detect=false, columns={columns}, delim=',', quote='\"', escape='\"', "
-                f"strict_mode=true, store_rejects=true, rejects_table={_sql_str(rej)}, "
-                f"rejects_scan={_sql_str(scan)}, compression='auto')"
-            )
+            good = self.db.execute(
+                f"SELECT count(*) FROM read_csv({_sql_str(uri)}, {options}, strict_mode=true, store_rejects=true, "
+                f"rejects_table={_sql_str(rej)}, rejects_scan={_sql_str(scan)})"
+            ).fetchall()[0][0]  # fetchall: the rejects are stored when the query completes
+            # the rejects table exists only when a row was rejected
+            errors = self.db.execute(
+                f"SELECT line, any_value(error_type), any_value(csv_line), any_value(error_message) "
+                f"FROM {rej} GROUP BY line ORDER BY line"
+            ).fetchall() if self._exists(rej) else []
+            self.db.execute(f"DROP TABLE IF EXISTS {rej}; DROP TABLE IF EXISTS {scan}")
         except Exception:  # noqa: BLE001 - DuckDB could not parse it: the exact reader decides
             return None
-        errors = self.db.execute(
-            f"SELECT line, any_value(error_type), any_value(csv_line), any_value(error_message) "
-            f"FROM {rej} GROUP BY line ORDER BY line"
-        ).fetchall()
-        self.db.execute(f"DROP TABLE IF EXISTS {rej}; DROP TABLE IF EXISTS {scan}")
-        good = self.db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # type: ignore[index]
         # Anything but a wrong field count (bad UTF-8, a stray quote: DuckDB then misreports the
         # row's text) and records spanning lines are left to the exact reader.
         if any(e[1] not in _FIELD_COUNT_ERRORS for e in errors) or physical != 1 + good + len(errors):
+            return None
+        try:
+            self.db.execute(
+                f"CREATE TEMP TABLE {t} AS SELECT * FROM read_csv({_sql_str(uri)}, {options}, "
+                f"strict_mode=false, null_padding=true)"
+            )
+        except Exception:  # noqa: BLE001
+            return None
+        if self.db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] != physical - 1:  # type: ignore[index]
             self.db.execute(f"DROP TABLE {t}")
             return None
         # every record is one line here: re-count the fields of lines ending in an empty field
@@ -322,31 +336,16 @@ class DuckDBEngine:
         ]
         # A view, not a copy: the rows are materialised once, by the checks downstream.
         out = self._name("raw")
-        meta = f"{_sql_str(name)} AS _source_file"
-        if not errors:
+        excluded = sorted(flagged | {o[0] for o in overlong})
+        rows = f"SELECT *, {_sql_str(name)} AS _source_file, CAST(rowid + 2 AS BIGINT) AS _line FROM {t}"
+        if excluded:
+            # an anti join: a NOT IN list is tested value by value on every row
+            skip = self._name("skip")
             self.db.execute(
-                f"CREATE TEMP VIEW {out} AS SELECT *, {meta}, CAST(rowid + 2 AS BIGINT) AS _line FROM {t}"
+                f"CREATE TEMP TABLE {skip} AS SELECT * FROM (VALUES {', '.join(f'({x})' for x in excluded)}) v(_line)"
             )
-        else:
-            # good row j (0-based) sits after the malformed rows m with (line_m - 1 - m) <= j
-            lines = self._name("lines")
-            self.db.execute(
-                f"CREATE TEMP TABLE {lines} AS SELECT line - 1 - m AS gb, max(m) AS m FROM "
-                f"(SELECT line, row_number() OVER (ORDER BY line) AS m FROM "
-                f"(VALUES {', '.join(f'({e[0]})' for e in errors)}) v(line)) GROUP BY gb"
-            )
-            self.db.execute(
-                f"CREATE TEMP VIEW {out} AS SELECT g.* EXCLUDE (_rn), {meta}, "
-                f"CAST(g._rn + 2 + coalesce(l.m, 0) AS BIGINT) AS _line FROM "
-                f"(SELECT *, rowid AS _rn FROM {t}) g ASOF LEFT JOIN {lines} l ON g._rn >= l.gb"
-            )
-        if overlong:
-            kept = self._name("raw")
-            self.db.execute(
-                f"CREATE TEMP VIEW {kept} AS SELECT * FROM {out} WHERE _line NOT IN "
-                f"({', '.join(str(o[0]) for o in overlong)})"
-            )
-            out = kept
+            rows = f"SELECT r.* FROM ({rows}) r ANTI JOIN {skip} s ON r._line = s._line"
+        self.db.execute(f"CREATE TEMP VIEW {out} AS {rows}")
         # fields counted by the exact reader's rules (DuckDB stops counting one past the header)
         bad = list(overlong)
         for line, _, csv_line, _ in errors:
@@ -364,6 +363,10 @@ class DuckDBEngine:
         return RawRead(
             name, self.con.table(out), self.from_arrow(malformed, "malformed"), cols, good + len(errors)
         )
+
+    def _exists(self, table: str) -> bool:
+        return bool(self.db.execute(f"SELECT count(*) FROM duckdb_tables() WHERE table_name = {_sql_str(table)}")
+                    .fetchone()[0])  # type: ignore[index]
 
     def _read_python(self, opener: Opener, name: str, cols: tuple[str, ...]) -> RawRead:
         width = len(cols)

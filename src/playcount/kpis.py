@@ -7,22 +7,30 @@ import ibis.expr.types as ir
 
 from playcount.transform import EVENT_KEY
 
-__all__ = ["unique_events", "genre_kpis", "top_songs", "top_genres", "KPI_TABLES"]
+__all__ = ["unique_events", "song_titles", "genre_kpis", "top_songs", "top_genres", "KPI_TABLES"]
 
 KPI_TABLES = ("genre_kpis", "top_songs", "top_genres")
 
 
 def unique_events(events: ir.Table) -> ir.Table:
-    """Each (user_id, track_id, listen_time) once, whichever files and runs it came from.
+    """Each (user_id, track_id, listen_time) once, whichever files and runs it came from: the key,
+    `date`, `genre` and `listen_seconds` (song titles come from `song_titles`).
 
     Repeats carry the same song, so taking the minimum of the other columns is deterministic.
+    Titles and artists stay out: carried through a ten-million-group aggregate they would
+    double its memory for values only the top songs show.
     """
     return events.group_by(list(EVENT_KEY)).aggregate(
         date=events.date.min(),
         genre=events.genre.min(),
-        track_name=events.track_name.min(),
-        artists=events.artists.min(),
         listen_seconds=events.listen_seconds.min(),
+    )
+
+
+def song_titles(events: ir.Table) -> ir.Table:
+    """Per (date, track_id) of enriched events: the song's `title` and `artist`."""
+    return events.group_by(["date", "track_id"]).aggregate(
+        title=events.track_name.min(), artist=events.artists.min()
     )
 
 
@@ -56,18 +64,19 @@ def genre_kpis(events: ir.Table) -> ir.Table:
     ).order_by(["date", "genre"])
 
 
-def top_songs(events: ir.Table, n: int = 3) -> ir.Table:
-    """The top `n` tracks per (date, genre) by stream count desc, ties by track_id asc."""
-    c = events.group_by(["date", "genre", "track_id"]).aggregate(
-        title=events.track_name.min(),
-        artist=events.artists.min(),
-        stream_count=events.count(),
-    )
+def top_songs(events: ir.Table, titles: ir.Table, n: int = 3) -> ir.Table:
+    """The top `n` tracks per (date, genre) by stream count desc, ties by track_id asc.
+
+    `events`: `unique_events`; `titles`: `song_titles` of the same events.
+    """
+    c = events.group_by(["date", "genre", "track_id"]).aggregate(stream_count=events.count())
     rank = ibis.row_number().over(
         group_by=[c.date, c.genre], order_by=[c.stream_count.desc(), c.track_id.asc()]
     ) + 1
     ranked = c.mutate(rank=rank)
     ranked = ranked.filter(ranked["rank"] <= n)
+    t = titles.select(_d=titles.date, _t=titles.track_id, title=titles.title, artist=titles.artist)
+    ranked = ranked.left_join(t, [ranked.date == t._d, ranked.track_id == t._t])
     return ranked.select(
         "date",
         "genre",

@@ -20,7 +20,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -376,7 +376,7 @@ def _read(run: Run, files: list[InputFile], contract: Contract) -> tuple[list[Ra
 
 
 def _check(
-    run: Run, files: list[InputFile], contract: Contract, check: Callable[[ir.Table], v.Checked]
+    run: Run, files: list[InputFile], contract: Contract, check: Callable[[ir.Table, v.Persist], v.Checked]
 ) -> _Checked:
     """Read, check and count one dataset; reject files over `max_bad_row_ratio`."""
     started = time.perf_counter()
@@ -384,12 +384,9 @@ def _check(
     if not reads:
         return _Checked(None, [], outcomes)
     raw = run.engine.union([r.table for r in reads], prefix=f"raw_{contract.dataset}")
-    checked = check(raw)
-    checked = v.Checked(
-        checked.contract,
-        run.engine.materialize(checked.table, f"checked_{contract.dataset}"),
-        tuple(dict.fromkeys(c for r in reads for c in r.columns)),
-        checked.rules,
+    checked = replace(
+        check(raw, lambda t: run.engine.materialize(t, f"checked_{contract.dataset}")),
+        raw_columns=tuple(dict.fromkeys(c for r in reads for c in r.columns)),
     )
     counts = run.engine.to_arrow(v.rule_counts(checked)).to_pylist()
     by_file = {row.pop("_source_file"): row for row in counts}
@@ -508,10 +505,10 @@ def validate(run: Run, discovery: Discovery | None = None, *, dry_run: bool = Fa
         files.extend(pending(reason))
         return done("failed", reason)
 
-    songs = _check(run, d.songs, CONTRACTS["songs"], v.check_songs)
+    songs = _check(run, d.songs, CONTRACTS["songs"], lambda raw, persist: v.check_songs(raw))
     users = _check(
         run, d.users, CONTRACTS["users"],
-        lambda raw: v.check_users(
+        lambda raw, persist: v.check_users(
             raw, run_date=run.run_date, min_age=s.min_user_age, max_age=s.max_user_age
         ),
     )
@@ -538,7 +535,9 @@ def validate(run: Run, discovery: Discovery | None = None, *, dry_run: bool = Fa
 
     streams = _check(
         run, d.new, CONTRACTS["streams"],
-        lambda raw: v.check_streams(raw, songs=clean_songs, users=clean_users, run_time=run.run_time),
+        lambda raw, persist: v.check_streams(
+            raw, songs=clean_songs, users=clean_users, run_time=run.run_time, persist=persist
+        ),
     )
     outcomes = list(streams.outcomes.values())
     files.extend(outcomes)
@@ -575,7 +574,9 @@ def transform(run: Run) -> TransformResult:
         return result
     songs = run.engine.read_parquet([run.storage.uri(run.layout.reference("songs"))])
     streams = run.engine.read_parquet([run.storage.uri(run.staging("clean_streams.parquet"))])
-    events = run.engine.materialize(enrich_streams(streams, songs), "events")
+    # not materialised: each (file, date) part is written straight from the staged rows, which
+    # are in file order, so a part reads only its file's row groups
+    events = enrich_streams(streams, songs)
     pairs = run.engine.to_arrow(
         events.group_by(["_source_file", "date"]).aggregate(n=events.count()).order_by(["_source_file", "date"])
     ).to_pylist()
@@ -607,11 +608,13 @@ def compute_kpis(run: Run) -> KpiResult:
             for f in run.storage.list(run.layout.events_dir(d))
             if f.name.endswith(".parquet")
         ]
-        events = run.engine.materialize(kpi.unique_events(run.engine.read_parquet(files)), "unique")
+        enriched = run.engine.read_parquet(files)
+        events = run.engine.materialize(kpi.unique_events(enriched), "unique")
+        titles = run.engine.materialize(kpi.song_titles(enriched), "titles")
         genres = run.engine.materialize(kpi.genre_kpis(events), "genre_kpis")
         tables = {
             "genre_kpis": genres,
-            "top_songs": kpi.top_songs(events, run.settings.top_songs_n),
+            "top_songs": kpi.top_songs(events, titles, run.settings.top_songs_n),
             "top_genres": kpi.top_genres(genres, run.settings.top_genres_n),
         }
         for name, t in tables.items():
