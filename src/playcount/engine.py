@@ -49,6 +49,8 @@ class RawRead:
     columns: tuple[str, ...]
     rows: int
     """Data rows read (well-formed + malformed)."""
+    release: Callable[[], None] = lambda: None
+    """Frees what holds the rows (DuckDB: its temporary tables) once nothing refers to them."""
 
 
 def _text(stream: IO[bytes], name: str) -> io.TextIOWrapper:
@@ -346,6 +348,7 @@ class DuckDBEngine:
             )
             rows = f"SELECT r.* FROM ({rows}) r ANTI JOIN {skip} s ON r._line = s._line"
         self.db.execute(f"CREATE TEMP VIEW {out} AS {rows}")
+        release = self._dropper(views=[out], tables=[t, *([skip] if excluded else [])])
         # fields counted by the exact reader's rules (DuckDB stops counting one past the header)
         bad = list(overlong)
         for line, _, csv_line, _ in errors:
@@ -361,8 +364,17 @@ class DuckDBEngine:
             }
         )
         return RawRead(
-            name, self.con.table(out), self.from_arrow(malformed, "malformed"), cols, good + len(errors)
+            name, self.con.table(out), self.from_arrow(malformed, "malformed"), cols, good + len(errors), release
         )
+
+    def _dropper(self, *, views: list[str] = (), tables: list[str] = ()) -> Callable[[], None]:  # type: ignore[assignment]
+        def drop() -> None:
+            for v in views:
+                self.db.execute(f"DROP VIEW IF EXISTS {v}")
+            for t in tables:
+                self.db.execute(f"DROP TABLE IF EXISTS {t}")
+
+        return drop
 
     def _exists(self, table: str) -> bool:
         return bool(self.db.execute(f"SELECT count(*) FROM duckdb_tables() WHERE table_name = {_sql_str(table)}")
@@ -403,9 +415,10 @@ class DuckDBEngine:
                 "_reasons": pa.array([b[2] for b in bad], pa.string()),
             }
         )
+        table = self.from_arrow(good, "raw")
         return RawRead(
-            name,
-            self.from_arrow(good, "raw"), self.from_arrow(malformed, "malformed"), cols, len(lines) + len(bad)
+            name, table, self.from_arrow(malformed, "malformed"), cols, len(lines) + len(bad),
+            self._dropper(tables=[table.get_name()]),
         )
 
 

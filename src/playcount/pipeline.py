@@ -388,6 +388,8 @@ def _check(
         check(raw, lambda t: run.engine.materialize(t, f"checked_{contract.dataset}")),
         raw_columns=tuple(dict.fromkeys(c for r in reads for c in r.columns)),
     )
+    for r in reads:
+        r.release()  # what the checks persisted is all that is used from here on
     counts = run.engine.to_arrow(v.rule_counts(checked)).to_pylist()
     by_file = {row.pop("_source_file"): row for row in counts}
     limit = run.settings.max_bad_row_ratio
@@ -505,11 +507,11 @@ def validate(run: Run, discovery: Discovery | None = None, *, dry_run: bool = Fa
         files.extend(pending(reason))
         return done("failed", reason)
 
-    songs = _check(run, d.songs, CONTRACTS["songs"], lambda raw, persist: v.check_songs(raw))
+    songs = _check(run, d.songs, CONTRACTS["songs"], v.check_songs)
     users = _check(
         run, d.users, CONTRACTS["users"],
         lambda raw, persist: v.check_users(
-            raw, run_date=run.run_date, min_age=s.min_user_age, max_age=s.max_user_age
+            raw, run_date=run.run_date, min_age=s.min_user_age, max_age=s.max_user_age, persist=persist
         ),
     )
     ref_outcomes = [*songs.outcomes.values(), *users.outcomes.values()]

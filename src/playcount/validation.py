@@ -65,7 +65,7 @@ class Checked:
     rules: tuple[str, ...]
     """Every reason this dataset can give, for counting."""
     raw: ir.Table
-    """The input rows: `bad_rows` takes their original text from here, by `_source_file` and `_line`."""
+    """The input rows that are bad (their original text), for `bad_rows`."""
 
 
 def _blank(s: ir.StringValue) -> ir.BooleanValue:
@@ -199,7 +199,7 @@ def _with_duplicates(t: ir.Table, contract: Contract, typed_key: list[str], pers
     group = [t[c] for c in typed_key] + [t._pre == ""]
     rank = ibis.row_number().over(group_by=group, order_by=[t._source_file, t._line])
     dup = (t._pre == "") & (rank > 0)
-    return t.mutate(_reasons=ibis.ifelse(dup, ibis.literal(DUPLICATE), t._pre)).drop("_pre")
+    return persist(t.mutate(_reasons=ibis.ifelse(dup, ibis.literal(DUPLICATE), t._pre)).drop("_pre"))
 
 
 def _finish(
@@ -215,14 +215,17 @@ def _finish(
     t = t.mutate(_pre=_reasons(checks).fill_null("")).drop(*helpers)
     table = _with_duplicates(t, contract, typed_key, persist)
     rules = tuple(r for _, r in checks) + (DUPLICATE,)
-    return Checked(contract, table, tuple(_raw_columns(raw)), rules, raw)
+    # the original text of the bad rows alone: once persisted, nothing refers to `raw` any more
+    bad = table.filter(table._reasons != "").select(_bf=table._source_file, _bl=table._line)
+    bad_text = persist(raw.semi_join(bad, [raw._source_file == bad._bf, raw._line == bad._bl]))
+    return Checked(contract, table, tuple(_raw_columns(raw)), rules, bad_text)
 
 
 def _raw_columns(raw: ir.Table) -> list[str]:
     return [c for c in raw.columns if c not in ("_source_file", "_line")]
 
 
-def check_songs(raw: ir.Table) -> Checked:
+def check_songs(raw: ir.Table, persist: Persist = _as_is) -> Checked:
     """SPEC §1 songs: track_id, track_genre, duration_ms, popularity, explicit."""
     cols = _raw_columns(raw)
     duration = _integer(raw.duration_ms)
@@ -249,10 +252,12 @@ def check_songs(raw: ir.Table) -> Checked:
         flag = raw.explicit.strip().lower()
         typed[f"{_TYPED}explicit"] = flag.cases(("true", True), ("false", False), else_=None)
         checks.append((~_blank(raw.explicit) & ~flag.isin(["true", "false"]), "explicit is not True/False"))
-    return _finish(raw.mutate(**typed), raw, SONGS, checks)
+    return _finish(raw.mutate(**typed), raw, SONGS, checks, persist)
 
 
-def check_users(raw: ir.Table, *, run_date: dt.date, min_age: int = 13, max_age: int = 120) -> Checked:
+def check_users(
+    raw: ir.Table, *, run_date: dt.date, min_age: int = 13, max_age: int = 120, persist: Persist = _as_is
+) -> Checked:
     """SPEC §1 users: user_id, user_age, created_at."""
     uid = _integer(raw.user_id)
     age = _integer(raw.user_age)
@@ -267,7 +272,7 @@ def check_users(raw: ir.Table, *, run_date: dt.date, min_age: int = 13, max_age:
         (created.isnull(), "created_at is not a date"),
         (created.notnull() & (created > ibis.literal(run_date)), "created_at is after the run date"),
     ]
-    return _finish(t, raw, USERS, checks)
+    return _finish(t, raw, USERS, checks, persist)
 
 
 def check_streams(
