@@ -8,9 +8,13 @@ gzip, encoding), how tables are materialised, and how Parquet/CSV are read and w
 from __future__ import annotations
 
 import csv
+import functools
+import glob
 import gzip
 import io
 import itertools
+import operator
+import os
 import re
 import shutil
 import tempfile
@@ -186,6 +190,15 @@ def _empty_ends(body: bytes, base: int, ends: dict[int, str]) -> dict[int, str] 
     return ends
 
 
+def write_parts_one_by_one(
+    engine: Engine, expr: ir.Table, by: tuple[str, ...], parts: dict[tuple[Any, ...], str]
+) -> None:
+    """`Engine.write_parquet_parts` as one filtered write per part (every engine can)."""
+    for key, uri in parts.items():
+        match = functools.reduce(operator.and_, [expr[c] == v for c, v in zip(by, key, strict=True)])
+        engine.write_parquet(expr.filter(match), uri)
+
+
 def _sql_str(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
@@ -263,6 +276,39 @@ class DuckDBEngine:
     def write_csv(self, expr: ir.Table, uri: str) -> None:
         sql = ibis.to_sql(expr, dialect="duckdb")
         self.db.execute(f"COPY ({sql}) TO {_sql_str(uri)} (FORMAT csv, HEADER, QUOTE '\"', ESCAPE '\"')")
+
+    def write_parquet_parts(self, expr: ir.Table, by: tuple[str, ...], parts: dict[tuple[Any, ...], str]) -> None:
+        """Local files: one partitioned write (a single pass over `expr`), each part then renamed
+        into place. A filtered write per part would scan all of `expr` once per part: string
+        statistics (8-byte prefixes) cannot skip `streams_001.csv` while looking for `..._002.csv`."""
+        uris = list(parts.values())
+        if len(parts) < 2 or any("://" in u for u in uris):
+            write_parts_one_by_one(self, expr, by, parts)
+            return
+        keys = list(parts)
+        index = self.from_arrow(
+            pa.table({**{f"_k{i}": [k[i] for k in keys] for i in range(len(by))}, "_pc_part": list(range(len(keys)))}),
+            "parts",
+        )
+        on = " AND ".join(f'e."{c}" = i._k{n}' for n, c in enumerate(by))
+        tagged = (
+            f"SELECT e.*, i._pc_part FROM ({ibis.to_sql(expr, dialect='duckdb')}) e "
+            f"JOIN {index.get_name()} i ON {on}"
+        )
+        tmp = tempfile.mkdtemp(prefix=".playcount-parts-", dir=os.path.commonpath([os.path.dirname(u) for u in uris]))
+        try:
+            self.db.execute(
+                f"COPY ({tagged}) TO {_sql_str(tmp)} "
+                f"(FORMAT parquet, PARTITION_BY (_pc_part), OVERWRITE_OR_IGNORE)"
+            )
+            for i, key in enumerate(keys):
+                files = sorted(glob.glob(os.path.join(tmp, f"_pc_part={i}", "*.parquet")))
+                if len(files) == 1:
+                    os.replace(files[0], parts[key])
+                else:  # no rows (no file), or split into several: one file, as every part is
+                    write_parts_one_by_one(self, expr, by, {key: parts[key]})
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def read_parquet(self, uris: list[str]) -> ir.Table:
         files = "[" + ", ".join(_sql_str(u) for u in uris) + "]"
@@ -484,6 +530,11 @@ class Engine(Protocol):
     def write_parquet(self, expr: ir.Table, uri: str) -> None: ...
 
     def write_csv(self, expr: ir.Table, uri: str) -> None: ...
+
+    def write_parquet_parts(self, expr: ir.Table, by: tuple[str, ...], parts: dict[tuple[Any, ...], str]) -> None:
+        """The rows of `expr` whose `by` columns equal a key of `parts`, one Parquet file per key at
+        its uri (replacing any); rows of other keys are not written."""
+        ...
 
     def read_parquet(self, uris: list[str]) -> ir.Table: ...
 

@@ -200,6 +200,10 @@ class Run:
     started_at: dt.datetime
     layout: Layout = field(default_factory=Layout)
     progress: Progress = field(default=lambda stage, msg: None)
+    handoff: dict[str, ir.Table] | None = None
+    """Set by `run_pipeline`, which runs every stage in this process: a stage leaves its tables
+    here for the next instead of staging them in the lake (a crashed run is re-run whole, so
+    nothing is lost). None: stages stage their results, to run as separate tasks or jobs."""
 
     @property
     def run_date(self) -> dt.date:
@@ -549,7 +553,9 @@ def validate(run: Run, discovery: Discovery | None = None, *, dry_run: bool = Fa
         early = run.engine.to_arrow(v.early_listens(clean, clean_users)).to_pylist()
         for row in early:
             streams.outcomes[row["_source_file"]].warnings["listen_time before created_at"] = int(row["n"])
-        if not dry_run:
+        if run.handoff is not None:
+            run.handoff["clean_streams"] = clean
+        elif not dry_run:
             run.engine.write_parquet(clean, run.storage.prepare(run.staging("clean_streams.parquet")))
     if not dry_run:
         path = _write_bad_rows(run, "streams", streams)
@@ -567,7 +573,8 @@ def validate(run: Run, discovery: Discovery | None = None, *, dry_run: bool = Fa
 
 
 def transform(run: Run) -> TransformResult:
-    """Enrich the staged clean streams; write one Parquet file per (source file, date)."""
+    """Enrich the clean streams (staged, or handed over by `validate` in `run_pipeline`); write one
+    Parquet file per (source file, date)."""
     val = run.load("validate", Validation)
     accepted = val.accepted()
     if not accepted:
@@ -575,20 +582,22 @@ def transform(run: Run) -> TransformResult:
         run.save("transform", result)
         return result
     songs = run.engine.read_parquet([run.storage.uri(run.layout.reference("songs"))])
-    streams = run.engine.read_parquet([run.storage.uri(run.staging("clean_streams.parquet"))])
-    # not materialised: each (file, date) part is written straight from the staged rows, which
-    # are in file order, so a part reads only its file's row groups
+    streams = run.handoff.pop("clean_streams", None) if run.handoff is not None else None
+    if streams is None:
+        streams = run.engine.read_parquet([run.storage.uri(run.staging("clean_streams.parquet"))])
+    # not materialised: the (file, date) parts are written straight from the clean rows
     events = enrich_streams(streams, songs)
     pairs = run.engine.to_arrow(
         events.group_by(["_source_file", "date"]).aggregate(n=events.count()).order_by(["_source_file", "date"])
     ).to_pylist()
     fp = {o.name: o.fingerprint for o in accepted}
     written: dict[str, list[str]] = {}
+    parts: dict[tuple[Any, ...], str] = {}
     for p in pairs:
         path = run.layout.events(p["date"], fp[p["_source_file"]])
-        part = events.filter((events._source_file == p["_source_file"]) & (events.date == p["date"]))
-        run.engine.write_parquet(part, run.storage.prepare(path))
+        parts[(p["_source_file"], p["date"])] = run.storage.prepare(path)
         written.setdefault(p["_source_file"], []).append(path)
+    run.engine.write_parquet_parts(events, ("_source_file", "date"), parts)
     dates = sorted({p["date"] for p in pairs})
     result = TransformResult(dates=dates, events=sum(p["n"] for p in pairs), files=written)
     run.save("transform", result)
@@ -775,6 +784,7 @@ def run_pipeline(run: Run, *, after_stage: Callable[[str], None] | None = None) 
         started_at=run.started_at,
     )
     _require_root(run)
+    run.handoff = {}
     with _lock(run):
         clear_stale_staging(run)
         try:

@@ -46,6 +46,7 @@ from playcount.engine import (
     malformed_reason,
     no_data_rows,
     read_columns,
+    write_parts_one_by_one,
 )
 from playcount.errors import MissingExtraError, PlaycountError, SchemaError
 
@@ -335,6 +336,9 @@ class SparkEngine:
             ]
         )
         self._write_single(df.coalesce(1).write.format("parquet"), uri)
+
+    def write_parquet_parts(self, expr: ir.Table, by: tuple[str, ...], parts: dict[tuple[Any, ...], str]) -> None:
+        write_parts_one_by_one(self, expr, by, parts)
 
     def write_csv(self, expr: ir.Table, uri: str) -> None:
         """One CSV file at `uri` (header, RFC 4180 quoting, values kept verbatim), in `expr`'s order."""
