@@ -183,11 +183,13 @@ def _with_duplicates(t: ir.Table, contract: Contract, typed_key: list[str], pers
         # Only keys whose hash repeats can repeat: one pass groups the rows by one integer, and
         # the exact grouping by the key's values (strings, tens of millions of groups) runs on
         # those few candidates alone. Collisions only add candidates, never drop a duplicate.
-        ok = ok.mutate(_h=_key_hash(*[ok[k] for k in keys]))
-        repeated = ok.group_by("_h").aggregate(_hn=ok.count())
-        repeated = repeated.filter(repeated._hn > 1).select(_rh=repeated._h)
-        ok = ok.semi_join(repeated, ok._h == repeated._rh)
-        firsts = ok.group_by(keys).aggregate(_first=ok._line.min(), _n=ok.count())
+        # (Each use starts from `t` itself: a shared derived table becomes a CTE that DuckDB
+        # materialises, a whole extra copy of the rows.)
+        repeated = ok.group_by(_rh=_key_hash(*[ok[k] for k in keys])).aggregate(_hn=ok.count())
+        repeated = repeated.filter(repeated._hn > 1)
+        cand = t.semi_join(repeated, _key_hash(*[t[k] for k in keys]) == repeated._rh)
+        cand = cand.filter(cand._pre == "")
+        firsts = cand.group_by(keys).aggregate(_first=cand._line.min(), _n=cand.count())
         firsts = persist(
             firsts.filter(firsts._n > 1).select(*[firsts[k].name(f"_k{i}") for i, k in enumerate(keys)], "_first")
         )
