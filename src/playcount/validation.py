@@ -163,8 +163,9 @@ def _without_raw_text(t: ir.Table) -> ir.Table:
 
 
 @ibis.udf.scalar.builtin(name="hash")
-def _key_hash(user_id: int, track_id: str, listen_time: dt.datetime, source_file: str) -> ibis.dtype("uint64"):  # type: ignore[valid-type]
-    """The engine's own hash of a stream key in its file (DuckDB: 64 bits, Spark: 32 bits)."""
+def _key_hash(user_id: int, track_id: str, listen_time: dt.datetime, source_file: str) -> int:
+    """The engine's own hash of a stream key in its file (DuckDB: 64 bits, Spark: 32 bits), only ever
+    compared with itself (declared int64: Spark has no unsigned type for DuckDB's UBIGINT)."""
 
 
 def _with_duplicates(t: ir.Table, contract: Contract, typed_key: list[str], persist: Persist) -> ir.Table:
