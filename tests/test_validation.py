@@ -20,7 +20,7 @@ from playcount.validation import (
     check_streams,
     check_users,
     clean_rows,
-    early_listens,
+    clean_summary,
     parse_timestamp_utc,
     rule_counts,
 )
@@ -478,7 +478,7 @@ def test_rule_counts_songs_has_a_column_per_rule(engine: Any) -> None:
     }
 
 
-def test_early_listens_counts_listens_before_created_at(engine: Any, refs: tuple[ir.Table, ir.Table]) -> None:
+def test_clean_summary_counts_events_and_early_listens(engine: Any, refs: tuple[ir.Table, ir.Table]) -> None:
     # user 1 was created on 2024-06-01, user 2 on 2024-01-01
     checked = streams(
         refs,
@@ -489,5 +489,10 @@ def test_early_listens_counts_listens_before_created_at(engine: Any, refs: tuple
             (("b.csv", 2), "2", "T1", "2024-01-01 00:00:00"),
         ],
     )
-    early = engine.to_arrow(early_listens(clean_rows(checked), refs[1])).to_pylist()
-    assert {r["_source_file"]: r["n"] for r in early} == {"a.csv": 2}
+    got = engine.to_arrow(clean_summary(clean_rows(checked), refs[1])).to_pylist()
+    assert sorted((r["_source_file"], r["date"].isoformat(), r["rows"], r["early"]) for r in got) == [
+        ("a.csv", "2024-01-01", 1, 1),
+        ("a.csv", "2024-05-31", 1, 1),
+        ("a.csv", "2024-06-01", 1, 0),
+        ("b.csv", "2024-01-01", 1, 0),
+    ]

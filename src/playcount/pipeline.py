@@ -200,7 +200,7 @@ class Run:
     started_at: dt.datetime
     layout: Layout = field(default_factory=Layout)
     progress: Progress = field(default=lambda stage, msg: None)
-    handoff: dict[str, ir.Table] | None = None
+    handoff: dict[str, Any] | None = None
     """Set by `run_pipeline`, which runs every stage in this process: a stage leaves its tables
     here for the next instead of staging them in the lake (a crashed run is re-run whole, so
     nothing is lost). None: stages stage their results, to run as separate tasks or jobs."""
@@ -550,11 +550,15 @@ def validate(run: Run, discovery: Discovery | None = None, *, dry_run: bool = Fa
     accepted = [o.name for o in outcomes if o.status == "accepted"]
     if streams.checked is not None and accepted:
         clean = _accepted_filter(v.clean_rows(streams.checked), accepted)
-        early = run.engine.to_arrow(v.early_listens(clean, clean_users)).to_pylist()
-        for row in early:
-            streams.outcomes[row["_source_file"]].warnings["listen_time before created_at"] = int(row["n"])
+        summary = run.engine.to_arrow(v.clean_summary(clean, clean_users)).to_pylist()
+        for row in summary:
+            if row["early"]:
+                warnings = streams.outcomes[row["_source_file"]].warnings
+                key = "listen_time before created_at"
+                warnings[key] = warnings.get(key, 0) + int(row["early"])
         if run.handoff is not None:
             run.handoff["clean_streams"] = clean
+            run.handoff["clean_parts"] = [(r["_source_file"], r["date"], r["rows"]) for r in summary]
         elif not dry_run:
             run.engine.write_parquet(clean, run.storage.prepare(run.staging("clean_streams.parquet")))
     if not dry_run:
@@ -582,14 +586,18 @@ def transform(run: Run) -> TransformResult:
         run.save("transform", result)
         return result
     songs = run.engine.read_parquet([run.storage.uri(run.layout.reference("songs"))])
-    streams = run.handoff.pop("clean_streams", None) if run.handoff is not None else None
+    handoff = run.handoff or {}
+    streams = handoff.pop("clean_streams", None)
     if streams is None:
         streams = run.engine.read_parquet([run.storage.uri(run.staging("clean_streams.parquet"))])
     # not materialised: the (file, date) parts are written straight from the clean rows
     events = enrich_streams(streams, songs)
-    pairs = run.engine.to_arrow(
-        events.group_by(["_source_file", "date"]).aggregate(n=events.count()).order_by(["_source_file", "date"])
-    ).to_pylist()
+    if "clean_parts" in handoff:  # validate counted them already
+        pairs = [{"_source_file": f, "date": d, "n": n} for f, d, n in sorted(handoff.pop("clean_parts"))]
+    else:
+        pairs = run.engine.to_arrow(
+            events.group_by(["_source_file", "date"]).aggregate(n=events.count()).order_by(["_source_file", "date"])
+        ).to_pylist()
     fp = {o.name: o.fingerprint for o in accepted}
     written: dict[str, list[str]] = {}
     parts: dict[tuple[Any, ...], str] = {}
