@@ -3,8 +3,9 @@
 `check_songs` / `check_users` / `check_streams` take the raw table of a dataset (every column a
 string, plus `_source_file` and `_line`) and return a `Checked`: the same rows with their typed
 values and `_reasons` (every failed rule, joined with "; ", empty when the row is clean).
-`clean_rows`, `bad_rows` and `rule_counts` split it. The pipeline materialises the checked table
-once and derives the three from it, so the rules run once per row.
+`clean_rows`, `bad_rows` and `rule_counts` split it. Given `persist` (the engine's `materialize`),
+the checks persist what every split shares (the typed rows with their reasons, the repeated keys,
+the bad rows' original text), so the rules run once per row and the raw rows can be freed.
 """
 
 from __future__ import annotations
