@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Callable
-
 import ibis
 import ibis.expr.types as ir
 
@@ -15,42 +12,19 @@ __all__ = ["unique_events", "song_titles", "genre_kpis", "top_songs", "top_genre
 KPI_TABLES = ("genre_kpis", "top_songs", "top_genres")
 
 
-@ibis.udf.scalar.builtin(name="hash")
-def _event_hash(user_id: int, track_id: str, listen_time: dt.datetime) -> int:  # type: ignore[empty-body]
-    """The engine's own hash of an event key (DuckDB: 64 bits, Spark: 32), only compared with itself."""
-
-
-_INT64_MAX = 2**63 - 1
-
-
-def _as_is(t: ir.Table) -> ir.Table:
-    return t
-
-
-def unique_events(events: ir.Table, persist: Callable[[ir.Table], ir.Table] = _as_is) -> ir.Table:
+def unique_events(events: ir.Table) -> ir.Table:
     """Each (user_id, track_id, listen_time) once, whichever files and runs it came from: the key,
     `date`, `genre` and `listen_seconds` (song titles come from `song_titles`).
 
     Repeats carry the same song, so taking the minimum of the other columns is deterministic.
-    Only keys whose hash repeats can repeat: events are grouped by one integer, the few
-    repeated hashes kept (`persist`: an engine's `materialize`), and only their events grouped
-    by the key itself; the others pass as they are. A collision only adds a candidate.
+    Titles and artists stay out: carried through a ten-million-group aggregate they would
+    double its memory for values only the top songs show.
     """
-    def key_hash(t: ir.Table) -> ir.IntegerValue:
-        # folded into int64 (DuckDB's hash is unsigned): the repeated ones are stored
-        return _event_hash(t.user_id, t.track_id, t.listen_time) % _INT64_MAX
-
-    counts = events.group_by(_rh=key_hash(events)).aggregate(_hn=events.count())
-    repeated = persist(counts.filter(counts._hn > 1).select("_rh"))
-    once = events.anti_join(repeated, key_hash(events) == repeated._rh)
-    once = once.select(*EVENT_KEY, "date", "genre", "listen_seconds")
-    twice = events.semi_join(repeated, key_hash(events) == repeated._rh)
-    twice = twice.group_by(list(EVENT_KEY)).aggregate(
-        date=twice.date.min(),
-        genre=twice.genre.min(),
-        listen_seconds=twice.listen_seconds.min(),
+    return events.group_by(list(EVENT_KEY)).aggregate(
+        date=events.date.min(),
+        genre=events.genre.min(),
+        listen_seconds=events.listen_seconds.min(),
     )
-    return once.union(twice)
 
 
 def song_titles(events: ir.Table) -> ir.Table:

@@ -628,7 +628,7 @@ def compute_kpis(run: Run) -> KpiResult:
             if f.name.endswith(".parquet")
         ]
         enriched = run.engine.read_parquet(files)
-        events = run.engine.materialize(kpi.unique_events(enriched, run.engine.materialize), "unique")
+        events = run.engine.materialize(kpi.unique_events(enriched), "unique")
         titles = run.engine.materialize(kpi.song_titles(enriched), "titles")
         genres = run.engine.materialize(kpi.genre_kpis(events), "genre_kpis")
         tables = {
