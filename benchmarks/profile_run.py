@@ -1,0 +1,69 @@
+"""Where a run's time goes: one in-process `playcount run` with every engine call timed.
+
+    python benchmarks/profile_run.py                      # the 10M landing zone of run_benchmark.py
+    python benchmarks/profile_run.py --streams 1000000
+
+Uses the landing zone `run_benchmark.py` generated under benchmarks/data/ (run it first), copied
+to a temporary root. Prints the stage durations, then the total seconds of each engine method
+(materialisations by table name), largest first. For a single query, DuckDB's own profiler
+(`PRAGMA enable_profiling='json'`) tells which operator costs what.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import functools
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from playcount.engine import DuckDBEngine
+from playcount.pipeline import open_run, run_pipeline
+from playcount.settings import Settings
+
+HERE = Path(__file__).resolve().parent
+TIMED = ("read_csv", "materialize", "write_parquet", "write_parquet_parts", "write_csv", "to_arrow", "read_parquet")
+
+
+def _timed(totals: dict[str, float], name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def call(self: DuckDBEngine, *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            prefix = kwargs.get("prefix", args[1] if name == "materialize" and len(args) > 1 else "")
+            totals[f"{name} {prefix}".strip()] += time.perf_counter() - started
+
+    return call
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--streams", type=int, default=10_000_000)
+    p.add_argument("--data", type=Path, help="a landing zone (default: run_benchmark.py's for --streams)")
+    args = p.parse_args()
+    data = args.data or HERE / "data" / f"{args.streams}-10-90000-200000-0.01"
+    if not (data / "raw_data").exists():
+        sys.exit(f"no landing zone at {data}: run benchmarks/run_benchmark.py --streams {args.streams} first")
+    totals: dict[str, float] = collections.defaultdict(float)
+    for name in TIMED:
+        setattr(DuckDBEngine, name, _timed(totals, name, getattr(DuckDBEngine, name)))
+    with tempfile.TemporaryDirectory(prefix="playcount-profile-") as tmp:
+        root = Path(tmp) / "lake"
+        shutil.copytree(data, root)
+        started = time.perf_counter()
+        report = run_pipeline(open_run(Settings(root=str(root), engine="duckdb")))
+        total = time.perf_counter() - started
+    print(f"run {report.status} in {total:.1f}s: " + ", ".join(f"{k} {v:.1f}s" for k, v in report.stages.items()))
+    for key, seconds in sorted(totals.items(), key=lambda kv: -kv[1]):
+        print(f"{seconds:7.2f}s  {key}")
+
+
+if __name__ == "__main__":
+    main()
