@@ -413,7 +413,8 @@ class DuckDBEngine:
             name, self.con.table(out), self.from_arrow(malformed, "malformed"), cols, good + len(errors), release
         )
 
-    def _dropper(self, *, views: list[str] = (), tables: list[str] = ()) -> Callable[[], None]:  # type: ignore[assignment]
+    def _dropper(self, *, views: Iterable[str] = (), tables: Iterable[str] = ()) -> Callable[[], None]:
+        """What `RawRead.release` calls: drop these temporary views, then tables."""
         def drop() -> None:
             for v in views:
                 self.db.execute(f"DROP VIEW IF EXISTS {v}")

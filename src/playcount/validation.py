@@ -67,8 +67,8 @@ class Checked:
     """The file's own columns, in header order (kept as text in bad rows)."""
     rules: tuple[str, ...]
     """Every reason this dataset can give, for counting."""
-    raw: ir.Table
-    """The input rows that are bad (their original text), for `bad_rows`."""
+    bad_text: ir.Table
+    """The original text of the bad rows (every raw column, `_source_file`, `_line`), for `bad_rows`."""
 
 
 def _blank(s: ir.StringValue) -> ir.BooleanValue:
@@ -329,13 +329,13 @@ def clean_rows(checked: Checked) -> ir.Table:
 def bad_rows(checked: Checked) -> ir.Table:
     """The rows that failed a rule: every original text value, `_source_file`, `_line`, `_reasons`.
 
-    The text comes from the raw rows, joined on (`_source_file`, `_line`): bad rows are few, so
-    the checked table need not carry every row's text.
+    The text comes from `checked.bad_text`, joined on (`_source_file`, `_line`): bad rows are
+    few, so the checked table need not carry every row's text.
     """
     t = checked.table
     bad = t.filter(t._reasons != "").select(_bf=t._source_file, _bl=t._line, _reasons=t._reasons)
-    raw = checked.raw
-    j = raw.join(bad, [raw._source_file == bad._bf, raw._line == bad._bl])
+    text = checked.bad_text
+    j = text.join(bad, [text._source_file == bad._bf, text._line == bad._bl])
     return j.select(*checked.raw_columns, "_source_file", "_line", "_reasons")
 
 
