@@ -294,3 +294,20 @@ def test_fast_and_exact_readers_agree_on_random_files(tmp_path: Path, monkeypatc
             r = _read(duck, path, required=())
             results.append((r.rows, good(duck, r), bad(duck, r)))
         assert results[0] == results[1], path.read_text()
+
+
+def test_release_frees_the_rows_but_keeps_the_malformed_ones(tmp_path: Path, duck: DuckDBEngine, read: Read) -> None:
+    def temp_objects() -> set[str]:
+        tables = duck.db.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()
+        views = duck.db.execute("SELECT view_name FROM duckdb_views() WHERE temporary").fetchall()
+        return {name for (name,) in tables + views}
+
+    before = temp_objects()
+    result = read(write(tmp_path, "s.csv", "user_id,track_id,listen_time\n1,A,t1\n2,B\n3,C,t3,\n4,D,t4\n"))
+    assert [r["_line"] for r in good(duck, result)] == [2, 5]
+    held = temp_objects() - before
+    result.release()
+    # only the malformed rows' table is left (the bad rows are written from it later)
+    malformed = result.malformed.get_name().split(".")[-1]
+    assert len(held) > 1 and temp_objects() - before == {malformed}
+    assert [(r["_line"], r["_raw"]) for r in bad(duck, result)] == [(3, "2,B"), (4, "3,C,t3,")]
