@@ -146,6 +146,24 @@ def test_malformed_first_and_last_rows(tmp_path: Path, duck: DuckDBEngine, read:
     assert result.rows == 4
 
 
+
+def test_rows_with_several_extra_fields(tmp_path: Path, duck: DuckDBEngine, read: Read) -> None:
+    # the strict pass leaves such rows out (positions would no longer be lines): read again, padded
+    path = write(
+        tmp_path, "s.csv",
+        'user_id,track_id,listen_time\n1,A,t1\n2,B,t2,x,y\n3,"C,c",t3\n4,D,t4,,\n5,E,"t,5",""\n6,F,t6\n',
+    )
+    result = read(path)
+    assert [(r["user_id"], r["track_id"], r["_line"]) for r in good(duck, result)] == [
+        ("1", "A", 2), ("3", "C,c", 4), ("6", "F", 7)
+    ]
+    assert [(r["_line"], r["_raw"], r["_reasons"]) for r in bad(duck, result)] == [
+        (3, "2,B,t2,x,y", "malformed row (expected 3 fields, found 5)"),
+        (5, "4,D,t4,,", "malformed row (expected 3 fields, found 5)"),
+        (6, '5,E,"t,5",""', "malformed row (expected 3 fields, found 4)"),
+    ]
+    assert result.rows == 6
+
 # -- files only the exact reader can number ------------------------------------------------------
 
 
@@ -311,3 +329,21 @@ def test_release_frees_the_rows_but_keeps_the_malformed_ones(tmp_path: Path, duc
     malformed = result.malformed.get_name().split(".")[-1]
     assert len(held) > 1 and temp_objects() - before == {malformed}
     assert [(r["_line"], r["_raw"]) for r in bad(duck, result)] == [(3, "2,B"), (4, "3,C,t3,")]
+
+
+def test_scan_lines_counts_lines_and_fetches_wanted_ones_across_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import random
+
+    import playcount.engine as engine
+
+    monkeypatch.setattr(engine, "_CHUNK", 7)  # lines span chunks, chunks hold no or many line ends
+    rng = random.Random(3)
+    for _ in range(300):
+        lines = ["x" * rng.randrange(0, 12) + str(i) for i in range(rng.randrange(0, 30))]
+        end = rng.choice(["\n", "\r\n"])
+        data = (end.join(lines) + rng.choice(["", end, end + end])).encode()
+        wanted = rng.sample(range(1, len(lines) + 1), k=min(5, len(lines)))
+        physical, texts = engine.scan_lines(lambda data=data: io.BytesIO(data), "f.csv", wanted)
+        assert physical == len(lines)
+        assert texts == {w: lines[w - 1] for w in wanted}

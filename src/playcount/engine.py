@@ -15,7 +15,6 @@ import io
 import itertools
 import operator
 import os
-import re
 import shutil
 import tempfile
 import weakref
@@ -144,50 +143,55 @@ def count_lines(opener: Opener, name: str) -> int:
     return scan_lines(opener, name)[0]
 
 
-# A line ending in an empty field. DuckDB's reader drops empty fields past the header's width
-# (`1,A,t,` and `1,A,t,""` read as 3 fields), so the fast path re-counts these lines' fields.
-_ENDS_EMPTY = re.compile(rb',(?:"")?\r?\n')
-_ENDS_EMPTY_LAST = re.compile(rb',(?:"")?\r?$')
-_MAX_ENDS = 100_000
-
-
-def scan_lines(opener: Opener, name: str) -> tuple[int, dict[int, str] | None]:
-    """Physical lines (as `count_lines`), and every line ending in an empty field by line number
-    (None when there are more than `_MAX_ENDS`: the exact reader is used then)."""
+def scan_lines(opener: Opener, name: str, wanted: Iterable[int] = ()) -> tuple[int, dict[int, str]]:
+    """Physical lines (as `count_lines`), and the text of the `wanted` lines (1-based, without
+    the line end): one pass in large chunks, a wanted line found by `_skip_lines`."""
+    targets = sorted(set(wanted), reverse=True)
+    texts: dict[int, str] = {}
     n = 0
     tail = carry = b""
-    ends: dict[int, str] | None = {}
     try:
         with opener() as stream:
             raw: IO[bytes] = gzip.GzipFile(fileobj=stream) if name.endswith(".gz") else stream  # type: ignore[assignment]
             while chunk := raw.read(_CHUNK):
-                if ends is not None:
-                    buf = carry + chunk
-                    cut = buf.rfind(b"\n") + 1
-                    ends = _empty_ends(buf[:cut], n, ends)
-                    carry = buf[cut:]
-                n += chunk.count(b"\n")
-                tail = (tail + chunk)[-4096:]
+                ends = chunk.count(b"\n")
+                if targets and targets[-1] <= n + ends:
+                    buf, pos, line = carry + chunk, 0, n + 1  # buf[pos] starts line `line`
+                    average = max(len(buf) // max(ends, 1), 1)
+                    while targets and targets[-1] <= n + ends:
+                        want = targets.pop()
+                        pos, line = _skip_lines(buf, pos, want - line, average), want
+                        texts[want] = buf[pos:buf.find(b"\n", pos)].decode("utf-8", "replace").strip("\r\n")
+                if targets:
+                    carry = chunk[chunk.rfind(b"\n") + 1:] if ends else carry + chunk
+                n += ends
+                tail = chunk[-4096:] if len(chunk) >= 4096 else (tail + chunk)[-4096:]
     except (OSError, EOFError, zlib.error) as e:
         raise _unreadable(name, e) from e
-    if ends is not None and _ENDS_EMPTY_LAST.search(carry):
-        ends[n + 1] = carry.decode("utf-8", "replace").strip("\r\n")
+    if targets and targets[-1] == n + 1:  # the last line, without a line end
+        texts[targets.pop()] = carry.decode("utf-8", "replace").strip("\r\n")
     stripped = tail.rstrip(b"\r\n")
     n -= tail[len(stripped):].count(b"\n")
-    return n + (1 if stripped else 0), ends
+    return n + (1 if stripped else 0), texts
 
 
-def _empty_ends(body: bytes, base: int, ends: dict[int, str]) -> dict[int, str] | None:
-    """`ends` plus the lines of `body` (whole lines, after `base` lines) ending in an empty field."""
-    line, at = base, 0
-    for m in _ENDS_EMPTY.finditer(body):
-        line += body.count(b"\n", at, m.start())
-        at = m.start()
-        start = body.rfind(b"\n", 0, at) + 1
-        ends[line + 1] = body[start:m.end()].decode("utf-8", "replace").strip("\r\n")
-        if len(ends) > _MAX_ENDS:
-            return None
-    return ends
+def _skip_lines(buf: bytes, pos: int, k: int, average: int) -> int:
+    """The position just after the `k`-th line end at or after `pos` (`buf` has that many).
+
+    A guess from the average line length, corrected by a few finds: a handful of steps per
+    wanted line instead of a Python step per line.
+    """
+    if k <= 0:
+        return pos
+    end = min(pos + k * average, len(buf))
+    m = buf.count(b"\n", pos, end)
+    while m < k:
+        end = buf.find(b"\n", end) + 1
+        m += 1
+    while m > k:
+        end = buf.rfind(b"\n", pos, end)
+        m -= 1
+    return buf.rfind(b"\n", pos, end) + 1
 
 
 def write_parts_one_by_one(
@@ -328,79 +332,70 @@ class DuckDBEngine:
         missing, no data rows.
         """
         cols = read_columns(opener, name, required)
-        physical, ends = scan_lines(opener, name)
-        result = self._read_duckdb(uri, name, cols, physical, ends) if ends is not None else None
+        result = self._read_duckdb(uri, opener, name, cols)
         if result is None:
             result = self._read_python(opener, name, cols)
         if result.rows == 0:
             raise no_data_rows(name)
         return result
 
-    def _read_duckdb(
-        self, uri: str, name: str, cols: tuple[str, ...], physical: int, ends: dict[int, str]
-    ) -> RawRead | None:
-        """Two passes of DuckDB's parallel reader: a strict one that only counts and collects the
-        malformed rows, then one that keeps every record (padding short ones), so that record i
-        is physical line i + 2 and `_line` is its position: no line mapping, no sort."""
-        t, rej, scan = self._name("csv"), self._name("rej"), self._name("scan")
-        columns = "{" + ", ".join(f"{_sql_str(c)}: 'VARCHAR'" for c in cols) + "}"
+    def _read_duckdb(self, uri: str, opener: Opener, name: str, cols: tuple[str, ...]) -> RawRead | None:
+        """DuckDB's parallel reader, one record per physical line, so that `_line` is the row's
+        position (record i is line i + 2): no line mapping, no sort.
+
+        One column more than the header is declared and short rows are padded with nulls, and
+        an empty field reads as "" (the null string is a sentinel), so a row with too few fields
+        has a null and one with too many a value in the extra column: the malformed rows are
+        found in the table itself. Strict mode leaves rows with two or more extra fields out
+        (they are then read again without it, every line a record) and rejects anything else
+        (a stray quote, bad UTF-8); those files, blank lines and records spanning lines take
+        the exact reader (None).
+        """
+        t = self._name("csv")
+        width = len(cols)
+        columns = "{" + ", ".join(f"{_sql_str(c)}: 'VARCHAR'" for c in (*cols, _EXTRA)) + "}"
         options = (
-            f"header=true, auto_detect=false, columns={columns}, delim=',', quote='\"', escape='\"', "
-            f"compression='auto'"
+            f"header=false, skip=1, auto_detect=false, columns={columns}, delim=',', quote='\"', escape='\"', "
+            f"compression='auto', null_padding=true, nullstr={_sql_str(_NULL)}"
         )
         try:
-            good = self.db.execute(
-                f"SELECT count(*) FROM read_csv({_sql_str(uri)}, {options}, strict_mode=true, store_rejects=true, "
-                f"rejects_table={_sql_str(rej)}, rejects_scan={_sql_str(scan)})"
-            ).fetchall()[0][0]  # fetchall: the rejects are stored when the query completes
-            # the rejects table exists only when a row was rejected
-            errors = self.db.execute(
-                f"SELECT line, any_value(error_type), any_value(csv_line), any_value(error_message) "
-                f"FROM {rej} GROUP BY line ORDER BY line"
-            ).fetchall() if self._exists(rej) else []
-            self.db.execute(f"DROP TABLE IF EXISTS {rej}; DROP TABLE IF EXISTS {scan}")
+            errors = self._load_strict(t, uri, options)
+            if errors and any(e not in _FIELD_COUNT_ERRORS for e in errors):
+                self.db.execute(f"DROP TABLE {t}")
+                return None
+            if errors:  # rows with two or more extra fields were left out: every line a record
+                self.db.execute(
+                    f"CREATE OR REPLACE TEMP TABLE {t} AS SELECT * FROM read_csv({_sql_str(uri)}, {options}, "
+                    f"strict_mode=false)"
+                )
+            records = self.db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # type: ignore[index]
+            short = " OR ".join(f'"{_ident(c)}" IS NULL' for c in cols)
+            flagged = [
+                line for (line,) in self.db.execute(
+                    f'SELECT rowid + 2 FROM {t} WHERE {short} OR "{_EXTRA}" IS NOT NULL ORDER BY 1'
+                ).fetchall()
+            ]
         except Exception:  # noqa: BLE001 - DuckDB could not parse it: the exact reader decides
+            self.db.execute(f"DROP TABLE IF EXISTS {t}")
             return None
-        # Anything but a wrong field count (bad UTF-8, a stray quote: DuckDB then misreports the
-        # row's text) and records spanning lines are left to the exact reader.
-        if any(e[1] not in _FIELD_COUNT_ERRORS for e in errors) or physical != 1 + good + len(errors):
-            return None
-        try:
-            self.db.execute(
-                f"CREATE TEMP TABLE {t} AS SELECT * FROM read_csv({_sql_str(uri)}, {options}, "
-                f"strict_mode=false, null_padding=true)"
-            )
-        except Exception:  # noqa: BLE001
-            return None
-        if self.db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] != physical - 1:  # type: ignore[index]
+        physical, texts = scan_lines(opener, name, flagged)
+        bad = []
+        for line in flagged:
+            found = len(next(csv.reader([texts.get(line, "")]), []))
+            bad.append((line, texts.get(line, ""), malformed_reason(width, found)))
+        # blank lines (DuckDB skips them), a record spanning lines, or a field equal to the null
+        # sentinel (read as null): positions are not lines, or not every flagged row is malformed
+        if physical != records + 1 or len(texts) != len(flagged) or any(f"found {width})" in b[2] for b in bad):
             self.db.execute(f"DROP TABLE {t}")
             return None
-        # every record is one line here: re-count the fields of lines ending in an empty field
-        flagged = {e[0] for e in errors}
-        overlong = [
-            (line, text, malformed_reason(len(cols), found))
-            for line, text in ends.items()
-            if line not in flagged and (found := len(next(csv.reader([text]), []))) != len(cols)
-        ]
         # A view, not a copy: the rows are materialised once, by the checks downstream.
         out = self._name("raw")
-        excluded = sorted(flagged | {o[0] for o in overlong})
-        rows = f"SELECT *, {_sql_str(name)} AS _source_file, CAST(rowid + 2 AS BIGINT) AS _line FROM {t}"
-        if excluded:
-            # an anti join: a NOT IN list is tested value by value on every row
-            skip = self._name("skip")
-            self.db.execute(
-                f"CREATE TEMP TABLE {skip} AS SELECT * FROM (VALUES {', '.join(f'({x})' for x in excluded)}) v(_line)"
-            )
-            rows = f"SELECT r.* FROM ({rows}) r ANTI JOIN {skip} s ON r._line = s._line"
-        self.db.execute(f"CREATE TEMP VIEW {out} AS {rows}")
-        release = self._dropper(views=[out], tables=[t, *([skip] if excluded else [])])
-        # fields counted by the exact reader's rules (DuckDB stops counting one past the header)
-        bad = list(overlong)
-        for line, _, csv_line, _ in errors:
-            raw = (csv_line or "").strip("\r\n")
-            bad.append((line, raw, malformed_reason(len(cols), len(next(csv.reader([raw]), [])))))
-        bad.sort()
+        values = ", ".join(f'NULLIF("{_ident(c)}", \'\') AS "{_ident(c)}"' for c in cols)
+        where = f'WHERE NOT ({short} OR "{_EXTRA}" IS NOT NULL)' if flagged else ""
+        self.db.execute(
+            f"CREATE TEMP VIEW {out} AS SELECT {values}, {_sql_str(name)} AS _source_file, "
+            f"CAST(rowid + 2 AS BIGINT) AS _line FROM {t} {where}"
+        )
         malformed = pa.table(
             {
                 "_source_file": pa.array([name] * len(bad), pa.string()),
@@ -410,8 +405,23 @@ class DuckDBEngine:
             }
         )
         return RawRead(
-            name, self.con.table(out), self.from_arrow(malformed, "malformed"), cols, good + len(errors), release
+            name, self.con.table(out), self.from_arrow(malformed, "malformed"), cols, records,
+            self._dropper(views=[out], tables=[t]),
         )
+
+    def _load_strict(self, table: str, uri: str, options: str) -> list[str]:
+        """`table` from a strict read of `uri`; the error types of the rows it left out."""
+        rej, scan = self._name("rej"), self._name("scan")
+        try:
+            self.db.execute(
+                f"CREATE TEMP TABLE {table} AS SELECT * FROM read_csv({_sql_str(uri)}, {options}, "
+                f"strict_mode=true, store_rejects=true, rejects_table={_sql_str(rej)}, rejects_scan={_sql_str(scan)})"
+            )
+            if not self._exists(rej):  # the rejects table exists only when a row was rejected
+                return []
+            return [e for (e,) in self.db.execute(f"SELECT error_type FROM {rej}").fetchall()]
+        finally:
+            self.db.execute(f"DROP TABLE IF EXISTS {rej}; DROP TABLE IF EXISTS {scan}")
 
     def _dropper(self, *, views: Iterable[str] = (), tables: Iterable[str] = ()) -> Callable[[], None]:
         """What `RawRead.release` calls: drop these temporary views, then tables."""
@@ -509,6 +519,15 @@ def malformed_reason(expected: int, found: int) -> str:
 
 
 _FIELD_COUNT_ERRORS = ("MISSING COLUMNS", "TOO MANY COLUMNS")
+_EXTRA = "_pc_extra"
+"""The column declared past the header's: a row with a value in it has too many fields."""
+_NULL = "\x01\x02playcount-null\x02\x01"
+"""DuckDB's null string while reading: no real field equals it, so an empty field reads as ""
+and a null marks a field that is missing (a short row, padded)."""
+
+
+def _ident(column: str) -> str:
+    return column.replace('"', '""')
 
 
 class Engine(Protocol):
