@@ -2,36 +2,65 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import ibis
 import ibis.expr.types as ir
 
 from playcount.transform import EVENT_KEY
 
-__all__ = ["unique_events", "song_titles", "genre_kpis", "top_songs", "top_genres", "KPI_TABLES"]
+__all__ = ["repeated_keys", "unique_events", "song_titles", "genre_kpis", "top_songs", "top_genres", "KPI_TABLES"]
 
 KPI_TABLES = ("genre_kpis", "top_songs", "top_genres")
 
 
-def unique_events(events: ir.Table) -> ir.Table:
-    """Each (user_id, track_id, listen_time) once, whichever files and runs it came from: the key,
-    `date`, `genre` and `listen_seconds` (song titles come from `song_titles`).
+@ibis.udf.scalar.builtin(name="hash")
+def _event_hash(user_id: int, track_id: str, listen_time: dt.datetime) -> int:  # type: ignore[empty-body]
+    """The engine's own hash of an event key (DuckDB: 64 bits, Spark: 32 bits), only ever compared
+    with itself (declared int64: Spark has no unsigned type for DuckDB's UBIGINT)."""
 
-    Repeats carry the same song, so taking the minimum of the other columns is deterministic.
-    Titles and artists stay out: carried through a ten-million-group aggregate they would
-    double its memory for values only the top songs show.
+
+def _key_hash(events: ir.Table) -> ir.IntegerValue:
+    """The event key's hash, one bit shorter: DuckDB's unsigned 64 bits then fit int64 when stored."""
+    return _event_hash(events.user_id, events.track_id, events.listen_time) >> 1
+
+
+def repeated_keys(events: ir.Table) -> ir.Table:
+    """`_h`: the hashes of the event keys (user_id, track_id, listen_time) seen more than once.
+
+    One pass groups every event by one integer; the result is small (repeats and collisions),
+    so a caller persists it and `unique_events` uses it twice without grouping again.
     """
-    return events.group_by(list(EVENT_KEY)).aggregate(
-        date=events.date.min(),
-        genre=events.genre.min(),
-        listen_seconds=events.listen_seconds.min(),
-    )
+    g = events.group_by(_h=_key_hash(events)).aggregate(_n=events.count())
+    return g.filter(g._n > 1).select("_h")
 
 
-def song_titles(events: ir.Table) -> ir.Table:
-    """Per (date, track_id) of enriched events: the song's `title` and `artist`."""
-    return events.group_by(["date", "track_id"]).aggregate(
-        title=events.track_name.min(), artist=events.artists.min()
+def unique_events(events: ir.Table, repeated: ir.Table | None = None) -> ir.Table:
+    """Each (user_id, track_id, listen_time) once, whichever files and runs it came from: the key,
+    `date`, `genre` and `listen_seconds`.
+
+    `repeated` is `repeated_keys(events)` (computed here when not given). Events whose key hash
+    occurs once are unique as they are; only the few others are grouped by their exact key, so
+    no ten-million-group aggregate of strings runs and nothing needs materialising. Repeats carry
+    the same song, so taking the minimum of the other columns is deterministic.
+    """
+    repeated = repeated_keys(events) if repeated is None else repeated
+    keyed = events.select(*EVENT_KEY, "date", "genre", "listen_seconds", _h=_key_hash(events))
+    once = keyed.anti_join(repeated, keyed._h == repeated._h).drop("_h")
+    maybe = keyed.semi_join(repeated, keyed._h == repeated._h)
+    many = maybe.group_by(list(EVENT_KEY)).aggregate(
+        date=maybe.date.min(), genre=maybe.genre.min(), listen_seconds=maybe.listen_seconds.min()
     )
+    return once.union(many)
+
+
+def song_titles(songs: ir.Table) -> ir.Table:
+    """Per track of the (clean, so unique by track_id) song catalogue: its `title` and `artist`.
+
+    From the current catalogue, not carried by every event: ten million copies of the strings
+    cost a third of the events' write, for the few dozen rows the top songs show.
+    """
+    return songs.select("track_id", title=songs.track_name, artist=songs.artists)
 
 
 def _seconds_2dp(ms: ir.IntegerValue, n: ir.IntegerValue) -> ir.FloatingValue:
@@ -67,7 +96,7 @@ def genre_kpis(events: ir.Table) -> ir.Table:
 def top_songs(events: ir.Table, titles: ir.Table, n: int = 3) -> ir.Table:
     """The top `n` tracks per (date, genre) by stream count desc, ties by track_id asc.
 
-    `events`: `unique_events`; `titles`: `song_titles` of the same events.
+    `events`: `unique_events`; `titles`: `song_titles` (a track missing from it gets null ones).
     """
     c = events.group_by(["date", "genre", "track_id"]).aggregate(stream_count=events.count())
     rank = ibis.row_number().over(
@@ -75,8 +104,8 @@ def top_songs(events: ir.Table, titles: ir.Table, n: int = 3) -> ir.Table:
     ) + 1
     ranked = c.mutate(rank=rank)
     ranked = ranked.filter(ranked["rank"] <= n)
-    t = titles.select(_d=titles.date, _t=titles.track_id, title=titles.title, artist=titles.artist)
-    ranked = ranked.left_join(t, [ranked.date == t._d, ranked.track_id == t._t])
+    t = titles.select(_t=titles.track_id, title=titles.title, artist=titles.artist)
+    ranked = ranked.left_join(t, ranked.track_id == t._t)
     return ranked.select(
         "date",
         "genre",

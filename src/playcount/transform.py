@@ -16,12 +16,11 @@ def enrich_streams(streams: ir.Table, songs: ir.Table) -> ir.Table:
     `date` is the UTC date of `listen_time` (already UTC); `listen_seconds` is the song's
     `duration_ms / 1000`: streams carry no duration, so a stream counts as a full play.
     Every clean stream has its song (referential integrity was checked), so the join is inner.
+    Titles and artists are not carried: the top songs take them from the catalogue (`song_titles`).
     """
     s = songs.select(
         songs.track_id,
         genre=songs.track_genre,
-        track_name=songs.track_name,
-        artists=songs.artists,
         duration_ms=songs.duration_ms,
     )
     joined = streams.select("user_id", "track_id", "listen_time", "_source_file").join(
@@ -33,8 +32,6 @@ def enrich_streams(streams: ir.Table, songs: ir.Table) -> ir.Table:
         "listen_time",
         date=joined.listen_time.date(),
         genre=joined.genre,
-        track_name=joined.track_name,
-        artists=joined.artists,
         duration_ms=joined.duration_ms,
         listen_seconds=joined.duration_ms.cast("float64") / 1000.0,
         _source_file=joined._source_file,
