@@ -2,6 +2,7 @@
 
     python benchmarks/profile_run.py                      # the 10M landing zone of run_benchmark.py
     python benchmarks/profile_run.py --streams 1000000
+    python benchmarks/profile_run.py --calls              # also every call in order
 
 Uses the landing zone `run_benchmark.py` generated under benchmarks/data/ (run it first), copied
 to a temporary root. Prints the stage durations, then the total seconds of each engine method
@@ -30,7 +31,9 @@ HERE = Path(__file__).resolve().parent
 TIMED = ("read_csv", "materialize", "write_parquet", "write_parquet_parts", "write_csv", "to_arrow", "read_parquet")
 
 
-def _timed(totals: dict[str, float], name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+def _timed(
+    totals: dict[str, float], calls: list[tuple[str, float]], name: str, method: Callable[..., Any]
+) -> Callable[..., Any]:
     @functools.wraps(method)
     def call(self: DuckDBEngine, *args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
@@ -38,7 +41,9 @@ def _timed(totals: dict[str, float], name: str, method: Callable[..., Any]) -> C
             return method(self, *args, **kwargs)
         finally:
             prefix = kwargs.get("prefix", args[1] if name == "materialize" and len(args) > 1 else "")
-            totals[f"{name} {prefix}".strip()] += time.perf_counter() - started
+            seconds = time.perf_counter() - started
+            totals[f"{name} {prefix}".strip()] += seconds
+            calls.append((f"{name} {prefix}".strip(), seconds))
 
     return call
 
@@ -47,13 +52,15 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--streams", type=int, default=10_000_000)
     p.add_argument("--data", type=Path, help="a landing zone (default: run_benchmark.py's for --streams)")
+    p.add_argument("--calls", action="store_true", help="also list every call in order, not only the totals")
     args = p.parse_args()
     data = args.data or HERE / "data" / f"{args.streams}-10-90000-200000-0.01"
     if not (data / "raw_data").exists():
         sys.exit(f"no landing zone at {data}: run benchmarks/run_benchmark.py --streams {args.streams} first")
     totals: dict[str, float] = collections.defaultdict(float)
+    calls: list[tuple[str, float]] = []
     for name in TIMED:
-        setattr(DuckDBEngine, name, _timed(totals, name, getattr(DuckDBEngine, name)))
+        setattr(DuckDBEngine, name, _timed(totals, calls, name, getattr(DuckDBEngine, name)))
     with tempfile.TemporaryDirectory(prefix="playcount-profile-") as tmp:
         root = Path(tmp) / "lake"
         shutil.copytree(data, root)
@@ -63,6 +70,10 @@ def main() -> None:
     print(f"run {report.status} in {total:.1f}s: " + ", ".join(f"{k} {v:.1f}s" for k, v in report.stages.items()))
     for key, seconds in sorted(totals.items(), key=lambda kv: -kv[1]):
         print(f"{seconds:7.2f}s  {key}")
+    if args.calls:
+        print("every call, in order:")
+        for key, seconds in calls:
+            print(f"{seconds:7.2f}s  {key}")
 
 
 if __name__ == "__main__":
