@@ -337,6 +337,10 @@ LISTEN_TIMES = [
     ("2024-06-25T23:30:00-02:30", dt.datetime(2024, 6, 26, 2, 0)),
     ("2024-06-25 23:30:00 +0200", dt.datetime(2024, 6, 25, 21, 30)),
     ("2024-06-25 23:30", dt.datetime(2024, 6, 25, 23, 30)),
+    # 19 characters with a space at the 11th, like the plain form, but with an offset
+    ("2024-06-25 23:30+02", dt.datetime(2024, 6, 25, 21, 30)),
+    ("2024-06-25 23:30-01", dt.datetime(2024, 6, 26, 0, 30)),
+    ("2024-06-25 1:30:00Z", None),  # one-digit hour: not ISO 8601 (DuckDB's cast alone takes it)
     ("2024-06-25 23:30:00.5", dt.datetime(2024, 6, 25, 23, 30, 0, 500000)),
     ("2024-06-25T23:30:00.250+01:00", dt.datetime(2024, 6, 25, 22, 30, 0, 250000)),
     ("2024-06-25", None),
@@ -350,6 +354,16 @@ def test_listen_time_to_utc(engine: Any) -> None:
     got = engine.to_arrow(t.select("s", utc=parse_timestamp_utc(t.s))).to_pylist()
     by_text = {r["s"]: r["utc"] and r["utc"].replace(tzinfo=None) for r in got}
     assert [(text, by_text[text]) for text, _ in LISTEN_TIMES] == LISTEN_TIMES
+
+
+def test_stream_check_reads_every_listen_time_form_to_utc(engine: Any, refs: tuple[ir.Table, ir.Table]) -> None:
+    # check_streams splits plain and other forms (a cast, the patterns): the same UTC as above
+    # (the typed value of every row: some of these are the same instant, so duplicates)
+    checked = streams(refs, [("1", "T1", text) for text, _ in LISTEN_TIMES])
+    got = {r["_line"]: r["_t_listen_time"] for r in rows(engine, checked.table)}
+    assert [got[i + 2] and got[i + 2].replace(tzinfo=None) for i in range(len(LISTEN_TIMES))] == [
+        utc for _, utc in LISTEN_TIMES
+    ]
 
 
 def test_stream_listen_time_exactly_one_day_after_run_time_is_allowed(
