@@ -456,10 +456,14 @@ def test_rule_counts_per_file_and_conservation(engine: Any, refs: tuple[ir.Table
             (("a.csv", 5), "2", "T2", "2024-06-25 11:00:00"),
             (("b.csv", 2), "x", "T1", "bad"),
             (("b.csv", 3), "2", "T1", "2024-06-25 10:00:00"),
+            (("c.csv", 2), "1", "T2", "2024-06-25 12:00:00"),  # a file without bad rows
         ],
     )
     counts = {r["_source_file"]: r for r in engine.to_arrow(rule_counts(checked)).to_pylist()}
-    assert set(counts) == {"a.csv", "b.csv"}
+    assert set(counts) == {"a.csv", "b.csv", "c.csv"}
+    assert {k: n for k, n in counts["c.csv"].items() if k != "_source_file"} == {
+        "rows": 1, "bad": 0, **dict.fromkeys(checked.rules, 0)
+    }
     a, b = counts["a.csv"], counts["b.csv"]
     assert (a["rows"], a["bad"]) == (4, 2)
     assert (a["duplicate"], a["unknown user_id"], a["unknown track_id"], a["listen_time is not a timestamp"]) == (
