@@ -105,6 +105,17 @@ def test_nothing_to_do_and_redropped_file_is_skipped(tmp_path: Path) -> None:
     assert (archived.parent / "a-again.csv").exists()
 
 
+def test_log_notifier_appends_one_json_line_per_run(tmp_path: Path) -> None:
+    root = tiny_lake(tmp_path, {"a.csv": A_CSV})
+    first = run_json(root)[1]
+    second = run_json(root)[1]
+    lines = [json.loads(x) for x in (root / "_playcount/notifications.jsonl").read_text().splitlines()]
+    assert [(n["run_id"], n["status"]) for n in lines] == [
+        (first["run_id"], "succeeded"), (second["run_id"], "nothing_to_do")
+    ]
+    assert "succeeded" in lines[0]["subject"] and first["run_id"] in lines[0]["subject"]
+
+
 def test_three_runs_equal_one_run(tmp_path: Path) -> None:
     bodies = {
         "a.csv": A_CSV,

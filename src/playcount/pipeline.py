@@ -14,6 +14,7 @@ crash at any point is repaired by the next run:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import secrets
@@ -21,7 +22,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import ibis
@@ -275,8 +275,7 @@ def open_run(
     if store is None:
         store = open_store(settings, aws)
     if notifier is None:
-        jsonl = Path(storage.uri(layout.notifications)) if isinstance(storage, LocalStorage) else None
-        notifier = open_notifier(settings, aws, jsonl)
+        notifier = open_notifier(settings, aws, functools.partial(storage.append_bytes, layout.notifications))
     run = Run(
         settings=settings,
         storage=storage,

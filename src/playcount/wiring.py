@@ -6,7 +6,7 @@ their clients from here (STYLE rule 6).
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
 
 from playcount.aws import Aws
 from playcount.errors import SettingsError
@@ -45,8 +45,8 @@ def open_store(settings: Settings, aws: Aws) -> KpiStore:
     return DuckDBStore(settings.store_path())
 
 
-def open_notifier(settings: Settings, aws: Aws, jsonl: Path | None) -> Notifier:
-    """The notifier named by `notify.type`. `jsonl`: where the `log` notifier appends, if anywhere."""
+def open_notifier(settings: Settings, aws: Aws, append: Callable[[bytes], None] | None) -> Notifier:
+    """The notifier named by `notify.type`. `append`: how the `log` notifier adds a JSON line, if anywhere."""
     n = settings.notify
     if isinstance(n, SnsNotifySettings):
         region = n.region or n.topic_arn.split(":")[3] or None
@@ -54,4 +54,4 @@ def open_notifier(settings: Settings, aws: Aws, jsonl: Path | None) -> Notifier:
     if isinstance(n, WebhookNotifySettings):
         return WebhookNotifier(n.url, timeout=n.timeout, retries=n.retries)
     assert isinstance(n, LogNotifySettings)
-    return LogNotifier(jsonl)
+    return LogNotifier(append)

@@ -314,3 +314,18 @@ def test_sns_failure_leaves_the_run_succeeded(
     assert report.status == "succeeded"
     assert "notification for run" in caplog.text and report.run_id in caplog.text
     assert not keys(aws, BUCKET, "lake/raw_data/streams/")
+
+
+def test_log_notifier_appends_to_notifications_jsonl_on_s3(aws: Aws, infra: BootstrapResult) -> None:
+    # S3 has no append: each run reads the object and writes it back with one more line
+    _tiny(aws)
+    settings = load_settings(
+        root=infra.root, run_date=RUN_DATE, store={"type": "dynamodb", "table_prefix": TABLE_PREFIX},
+        notify={"type": "log"},
+    )
+    first = pipeline.run_pipeline(pipeline.open_run(settings, aws=aws))
+    second = pipeline.run_pipeline(pipeline.open_run(settings, aws=aws))
+    lines = [json.loads(x) for x in body(aws, BUCKET, "lake/_playcount/notifications.jsonl").decode().splitlines()]
+    assert [(n["run_id"], n["status"]) for n in lines] == [
+        (first.run_id, "succeeded"), (second.run_id, "nothing_to_do")
+    ]

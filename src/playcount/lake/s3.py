@@ -141,6 +141,12 @@ class S3Storage:
     def write_bytes(self, path: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self.key(path), Body=data)
 
+    def append_bytes(self, path: str, data: bytes) -> None:
+        """S3 has no append: the object is read and written back whole. Its writers (the `log`
+        notifier) hold the run lock, so no two of them interleave."""
+        old = self.read_bytes(path) if self.exists(path) else b""
+        self.write_bytes(path, old + data)
+
     def delete(self, path: str) -> None:
         """Delete the object at `path`, or every object under it when it is a "folder"."""
         if self._head(path) is not None:

@@ -52,6 +52,10 @@ class Storage(Protocol):
 
     def write_bytes(self, path: str, data: bytes) -> None: ...
 
+    def append_bytes(self, path: str, data: bytes) -> None:
+        """Add `data` at the end of `path` (created if absent)."""
+        ...
+
     def exists(self, path: str) -> bool: ...
 
     def fingerprint(self, path: str) -> str: ...
@@ -109,6 +113,12 @@ class LocalStorage:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, p)
+
+    def append_bytes(self, path: str, data: bytes) -> None:
+        p = self._p(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        with p.open("ab") as f:
+            f.write(data)
 
     def exists(self, path: str) -> bool:
         return self._p(path).exists()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
+from collections.abc import Callable
 
 from playcount.notify.base import Notification
 
@@ -14,16 +14,15 @@ log = logging.getLogger("playcount.notify")
 
 
 class LogNotifier:
-    """Logs the subject and appends the notification to a JSON lines file (if given)."""
+    """Logs the subject and appends the notification as one JSON line through `append` (if given:
+    the lake's `_playcount/notifications.jsonl`, local or on S3)."""
 
-    def __init__(self, path: str | Path | None = None) -> None:
-        self.path = Path(path) if path else None
+    def __init__(self, append: Callable[[bytes], None] | None = None) -> None:
+        self.append = append
 
     def send(self, note: Notification) -> None:
         level = logging.ERROR if note.status == "failed" else logging.INFO
         log.log(level, "%s", note.subject)
-        if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.append is not None:
             line = {"run_id": note.run_id, "status": note.status, "subject": note.subject, **note.summary}
-            with self.path.open("a", encoding="utf-8") as f:
-                f.write(json.dumps(line, default=str) + "\n")
+            self.append((json.dumps(line, default=str) + "\n").encode("utf-8"))
