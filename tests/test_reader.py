@@ -287,6 +287,16 @@ def test_empty_fields_past_the_header_are_malformed(tmp_path: Path, duck: DuckDB
     ]
 
 
+def test_a_field_equal_to_the_readers_null_sentinel_is_kept_as_text(tmp_path: Path, duck: DuckDBEngine) -> None:
+    # DuckDB reads it as null, like a missing field: the exact reader takes the file
+    from playcount.engine import _NULL
+
+    path = write(tmp_path, "s.csv", f"user_id,track_id,listen_time\n1,{_NULL},t1\n2,B\n")
+    result = _read(duck, path)
+    assert [(r["track_id"], r["_line"]) for r in good(duck, result)] == [(_NULL, 2)]
+    assert [(r["_line"], r["_raw"]) for r in bad(duck, result)] == [(3, "2,B")]
+
+
 def test_stray_quotes_read_by_the_exact_rules(tmp_path: Path, duck: DuckDBEngine) -> None:
     # DuckDB rejects `"A"x` (and then reports the wrong line's text): the exact reader takes the file
     path = write(tmp_path, "s.csv", 'user_id,track_id,listen_time\n1,"A"x,t\n"1","A"\n2,B"c,t\n')

@@ -379,15 +379,15 @@ class DuckDBEngine:
             self.db.execute(f"DROP TABLE IF EXISTS {t}")
             return None
         physical, texts = scan_lines(opener, name, flagged)
-        bad = []
-        for line in flagged:
-            found = len(next(csv.reader([texts.get(line, "")]), []))
-            bad.append((line, texts.get(line, ""), malformed_reason(width, found)))
-        # blank lines (DuckDB skips them), a record spanning lines, or a field equal to the null
-        # sentinel (read as null): positions are not lines, or not every flagged row is malformed
-        if physical != records + 1 or len(texts) != len(flagged) or any(f"found {width})" in b[2] for b in bad):
+        # fields counted by the exact reader's rules
+        found = {line: len(next(csv.reader([text]), [])) for line, text in texts.items()}
+        # Blank lines (DuckDB skips them) and records spanning lines both make more lines than
+        # records: positions are not lines. A field equal to the null sentinel reads as null: a
+        # flagged row is then not malformed.
+        if physical != records + 1 or len(texts) != len(flagged) or width in found.values():
             self.db.execute(f"DROP TABLE {t}")
             return None
+        bad = [(line, texts[line], malformed_reason(width, found[line])) for line in flagged]
         # A view, not a copy: the rows are materialised once, by the checks downstream.
         out = self._name("raw")
         values = ", ".join(f'NULLIF("{_ident(c)}", \'\') AS "{_ident(c)}"' for c in cols)
