@@ -106,10 +106,10 @@ def _integer(s: ir.StringValue) -> ir.IntegerValue:
 def _is_plain_timestamp(s: ir.StringValue) -> ir.BooleanValue:
     """`YYYY-MM-DD HH:MM:SS` shaped: most rows, parsed by a plain cast (no offset: UTC).
 
-    The separators are all checked: `2024-06-25 23:30+02` has the length and the space, and the
-    cast reads it as null. A LIKE pattern costs a third of a regular expression on DuckDB; what
-    it lets through besides digits (`2024-06-25 10:00:0Z`, a leading blank) the cast rejects,
-    except for a handful of such garbage forms that it reads as the time they spell.
+    Every separator is checked: `2024-06-25 23:30+02` has the length and the space, and the cast
+    reads it as null. A LIKE pattern costs a third of a regular expression on DuckDB. It lets
+    non-digits through where digits belong; the cast reads those as null (a bad row), except a
+    few garbage forms it accepts as the time they spell (`2024-06-25 10:00:0Z`, a leading blank).
     """
     return s.like("____-__-__ __:__:__")
 
