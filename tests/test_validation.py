@@ -457,10 +457,15 @@ def test_rule_counts_per_file_and_conservation(engine: Any, refs: tuple[ir.Table
             (("b.csv", 2), "x", "T1", "bad"),
             (("b.csv", 3), "2", "T1", "2024-06-25 10:00:00"),
             (("c.csv", 2), "1", "T2", "2024-06-25 12:00:00"),  # a file without bad rows
+            (("d.csv", 2), "2", "T2", "2024-06-25 12:00:00"),
+            (("d.csv", 3), "2", "T2", "2024-06-25 12:00:00"),  # a file whose only bad row is a duplicate
         ],
     )
+    assert checked.duplicates is not None  # streams count from the rows before the mark + the duplicates
     counts = {r["_source_file"]: r for r in engine.to_arrow(rule_counts(checked)).to_pylist()}
-    assert set(counts) == {"a.csv", "b.csv", "c.csv"}
+    assert set(counts) == {"a.csv", "b.csv", "c.csv", "d.csv"}
+    d = counts["d.csv"]
+    assert (d["rows"], d["bad"], d["duplicate"], d["unknown user_id"]) == (2, 1, 1, 0)
     assert {k: n for k, n in counts["c.csv"].items() if k != "_source_file"} == {
         "rows": 1, "bad": 0, **dict.fromkeys(checked.rules, 0)
     }

@@ -69,6 +69,14 @@ class Checked:
     """Every reason this dataset can give, for counting."""
     bad_text: ir.Table
     """The original text of the bad rows (every raw column, `_source_file`, `_line`), for `bad_rows`."""
+    before_duplicates: ir.Table | None = None
+    """Keys per file (streams): the persisted rows with `_pre`, every other rule's reasons."""
+    duplicates: ir.Table | None = None
+    """Keys per file (streams): `_source_file`, `_line` of the rows marked `duplicate` (a few).
+
+    With these two, the counts and the bad rows need no join of every row with the duplicates
+    (`table` is `before_duplicates` with the mark joined on: `clean_rows` takes it).
+    """
 
 
 def _blank(s: ir.StringValue) -> ir.BooleanValue:
@@ -183,14 +191,15 @@ def _key_hash(user_id: int, track_id: str, listen_time: dt.datetime, source_file
     compared with itself (declared int64: Spark has no unsigned type for DuckDB's UBIGINT)."""
 
 
-def _with_duplicates(t: ir.Table, contract: Contract, typed_key: list[str], persist: Persist) -> ir.Table:
+def _with_duplicates(
+    t: ir.Table, contract: Contract, typed_key: list[str], persist: Persist
+) -> tuple[ir.Table, ir.Table | None, ir.Table | None]:
     """`_reasons` from `_pre` (the other rules' reasons); `duplicate` is judged among rows that
-    pass every other rule.
+    pass every other rule. Returns the checked table and, for keys per file, the persisted rows
+    with `_pre` and the duplicate rows (see `Checked`).
 
     The first such row in file order (file name, then line) is kept. Per-file keys (streams,
-    tens of millions of rows) use an aggregate and a join, much cheaper than a window sort;
-    the rows with their other reasons and the repeated keys are persisted, so every use of
-    the result (counts, clean rows, bad rows) is a scan and a small join.
+    tens of millions of rows) use an aggregate and a join, much cheaper than a window sort.
     """
     if contract.key_per_file:
         t = persist(_without_raw_text(t))
@@ -204,20 +213,33 @@ def _with_duplicates(t: ir.Table, contract: Contract, typed_key: list[str], pers
         repeated = ok.group_by(_rh=_key_hash(*[ok[k] for k in keys])).aggregate(_hn=ok.count())
         repeated = repeated.filter(repeated._hn > 1)
         cand = t.semi_join(repeated, _key_hash(*[t[k] for k in keys]) == repeated._rh)
-        cand = cand.filter(cand._pre == "")
-        firsts = cand.group_by(keys).aggregate(_first=cand._line.min(), _n=cand.count())
-        firsts = persist(
-            firsts.filter(firsts._n > 1).select(*[firsts[k].name(f"_k{i}") for i, k in enumerate(keys)], "_first")
-        )
-        j = t.left_join(firsts, [t[k] == firsts[f"_k{i}"] for i, k in enumerate(keys)])
-        dup = (j._pre == "") & j._first.notnull() & (j._line > j._first)
-        return j.mutate(_reasons=ibis.ifelse(dup, ibis.literal(DUPLICATE), j._pre)).select(
+        cand = persist(cand.filter(cand._pre == "").select(*keys, "_line"))
+        firsts = cand.group_by(keys).aggregate(_first=cand._line.min())
+        firsts = firsts.select(*[firsts[k].name(f"_k{i}") for i, k in enumerate(keys)], "_first")
+        later = cand.join(firsts, [cand[k] == firsts[f"_k{i}"] for i, k in enumerate(keys)])
+        later = later.filter(later._line > later._first)
+        dups = persist(later.select("_source_file", "_line"))
+        d = dups.select(_df=dups._source_file, _dl=dups._line)
+        j = t.left_join(d, [t._source_file == d._df, t._line == d._dl])
+        table = j.mutate(_reasons=ibis.ifelse(j._dl.notnull(), ibis.literal(DUPLICATE), j._pre)).select(
             *[c for c in t.columns if c != "_pre"], "_reasons"
         )
+        return table, t, dups
     group = [t[c] for c in typed_key] + [t._pre == ""]
     rank = ibis.row_number().over(group_by=group, order_by=[t._source_file, t._line])
     dup = (t._pre == "") & (rank > 0)
-    return persist(t.mutate(_reasons=ibis.ifelse(dup, ibis.literal(DUPLICATE), t._pre)).drop("_pre"))
+    return persist(t.mutate(_reasons=ibis.ifelse(dup, ibis.literal(DUPLICATE), t._pre)).drop("_pre")), None, None
+
+
+def _bad_lines(table: ir.Table, pre: ir.Table | None, dups: ir.Table | None) -> ir.Table:
+    """`_bf`, `_bl`, `_reasons` of the bad rows: from `pre` and `dups` when there are (see `Checked`)."""
+    if pre is None or dups is None:
+        return table.filter(table._reasons != "").select(
+            _bf=table._source_file, _bl=table._line, _reasons=table._reasons
+        )
+    return pre.filter(pre._pre != "").select(_bf=pre._source_file, _bl=pre._line, _reasons=pre._pre).union(
+        dups.select(_bf=dups._source_file, _bl=dups._line, _reasons=ibis.literal(DUPLICATE))
+    )
 
 
 def _finish(
@@ -231,12 +253,12 @@ def _finish(
     """The checked table; `helpers` are columns only the checks use, dropped once they ran."""
     typed_key = [f"{_TYPED}{c}" for c in contract.key]
     t = t.mutate(_pre=_reasons(checks).fill_null("")).drop(*helpers)
-    table = _with_duplicates(t, contract, typed_key, persist)
+    table, pre, dups = _with_duplicates(t, contract, typed_key, persist)
     rules = tuple(r for _, r in checks) + (DUPLICATE,)
     # the original text of the bad rows alone: once persisted, nothing refers to `raw` any more
-    bad = table.filter(table._reasons != "").select(_bf=table._source_file, _bl=table._line)
+    bad = _bad_lines(table, pre, dups).select("_bf", "_bl")
     bad_text = persist(raw.semi_join(bad, [raw._source_file == bad._bf, raw._line == bad._bl]))
-    return Checked(contract, table, tuple(_raw_columns(raw)), rules, bad_text)
+    return Checked(contract, table, tuple(_raw_columns(raw)), rules, bad_text, pre, dups)
 
 
 def _raw_columns(raw: ir.Table) -> list[str]:
@@ -323,11 +345,14 @@ def check_streams(
 
 def clean_rows(checked: Checked) -> ir.Table:
     """The rows that passed every rule: typed key columns, then the other columns as text."""
-    t = checked.table
+    # From the whole table, the duplicate mark joined on: the rows before the mark less the
+    # duplicates (an anti join, or a left join and a null test) made DuckDB misjudge their number
+    # and build its song join's hash table on ten million rows (transform 12 s instead of 5 s).
+    t = checked.table.filter(checked.table._reasons == "")
     typed = [c for c in t.columns if c.startswith(_TYPED)]
     names = {c[len(_TYPED):] for c in typed}
     rest = [c for c in checked.raw_columns if c not in names]
-    return t.filter(t._reasons == "").select(
+    return t.select(
         *[t[c].name(c[len(_TYPED):]) for c in typed], *rest, "_source_file", "_line"
     )
 
@@ -338,8 +363,7 @@ def bad_rows(checked: Checked) -> ir.Table:
     The text comes from `checked.bad_text`, joined on (`_source_file`, `_line`): bad rows are
     few, so the checked table need not carry every row's text.
     """
-    t = checked.table
-    bad = t.filter(t._reasons != "").select(_bf=t._source_file, _bl=t._line, _reasons=t._reasons)
+    bad = _bad_lines(checked.table, checked.before_duplicates, checked.duplicates)
     text = checked.bad_text
     j = text.join(bad, [text._source_file == bad._bf, text._line == bad._bl])
     return j.select(*checked.raw_columns, "_source_file", "_line", "_reasons")
@@ -347,13 +371,25 @@ def bad_rows(checked: Checked) -> ir.Table:
 
 def rule_counts(checked: Checked) -> ir.Table:
     """Rows per file: `rows`, `bad`, and one count column per rule (named by its reason)."""
-    t = checked.table
+    pre = checked.before_duplicates if checked.duplicates is not None else None
+    t = checked.table if pre is None else pre.rename(_reasons="_pre")
     files = t.group_by("_source_file").aggregate(rows=t.count(), bad=(t._reasons != "").sum())
     # each rule's text is looked for in the bad rows alone (about one in a hundred)
     b = t.filter(t._reasons != "")
     rules = b.group_by(_f=b._source_file).aggregate(**{rule: b._reasons.contains(rule).sum() for rule in checked.rules})
     j = files.left_join(rules, files._source_file == rules._f)
-    return j.select("_source_file", "rows", "bad", *[j[r].fill_null(0).name(r) for r in checked.rules])
+    counts = j.select("_source_file", "rows", "bad", *[j[r].fill_null(0).name(r) for r in checked.rules])
+    if checked.duplicates is None:
+        return counts
+    # the rows before the duplicate mark, plus the duplicates (rows that passed every other rule)
+    d = checked.duplicates
+    d = d.group_by(_g=d._source_file).aggregate(_d=d.count())
+    j = counts.left_join(d, counts._source_file == d._g)
+    extra = j._d.fill_null(0)
+    return j.select(
+        "_source_file", "rows", (j.bad + extra).name("bad"),
+        *[(j[r] + extra if r == DUPLICATE else j[r]).name(r) for r in checked.rules],
+    )
 
 
 def clean_summary(clean_streams: ir.Table, users: ir.Table) -> ir.Table:
