@@ -341,6 +341,8 @@ LISTEN_TIMES = [
     ("2024-06-25 23:30+02", dt.datetime(2024, 6, 25, 21, 30)),
     ("2024-06-25 23:30-01", dt.datetime(2024, 6, 26, 0, 30)),
     ("2024-06-25 1:30:00Z", None),  # one-digit hour: not ISO 8601 (DuckDB's cast alone takes it)
+    ("2024-06-25 10:00:0Z", None),  # the plain form's shape, which the cast alone reads as 10:00:00
+    (" 024-06-25 10:00:00", None),  # likewise, as the year 24
     ("2024-06-25 23:30:00.5", dt.datetime(2024, 6, 25, 23, 30, 0, 500000)),
     ("2024-06-25T23:30:00.250+01:00", dt.datetime(2024, 6, 25, 22, 30, 0, 250000)),
     ("2024-06-25", None),

@@ -111,15 +111,17 @@ def _integer(s: ir.StringValue) -> ir.IntegerValue:
     )
 
 
-def _is_plain_timestamp(s: ir.StringValue) -> ir.BooleanValue:
-    """`YYYY-MM-DD HH:MM:SS` shaped: most rows, parsed by a plain cast (no offset: UTC).
+_PLAIN_TS = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$"
 
-    Every separator is checked: `2024-06-25 23:30+02` has the length and the space, and the cast
-    reads it as null. A LIKE pattern costs a third of a regular expression on DuckDB. It lets
-    non-digits through where digits belong; the cast reads those as null (a bad row), except a
-    few garbage forms it accepts as the time they spell (`2024-06-25 10:00:0Z`, a leading blank).
+
+def _is_plain_timestamp(s: ir.StringValue) -> ir.BooleanValue:
+    """Exactly `YYYY-MM-DD HH:MM:SS`: most rows, parsed by a plain cast (no offset: UTC).
+
+    A pattern, not a length and a space: `2024-06-25 23:30+02` has both, and the cast reads it
+    as null; nor a LIKE of the separators: the cast also takes forms ISO 8601 does not
+    (`2024-06-25 10:00:0Z`, a leading blank). Costs about 0.3 s per ten million rows more.
     """
-    return s.like("____-__-__ __:__:__")
+    return s.re_search(_PLAIN_TS)
 
 
 def _parse_iso_utc(s: ir.StringValue) -> ir.TimestampValue:
@@ -143,23 +145,13 @@ def _parse_iso_utc(s: ir.StringValue) -> ir.TimestampValue:
 
 
 def parse_timestamp_utc(s: ir.StringValue) -> ir.TimestampValue:
-    """`YYYY-MM-DD HH:MM:SS` or ISO 8601 with optional offset, as a UTC timestamp; else null."""
-    return ibis.ifelse(_is_plain_timestamp(s), s.try_cast("timestamp"), _parse_iso_utc(s))
+    """`YYYY-MM-DD HH:MM:SS` or ISO 8601 with optional offset, as a UTC timestamp; else null.
 
-
-def _with_timestamp(t: ir.Table, column: str, name: str) -> ir.Table:
-    """`t` plus `name`, the UTC timestamp parsed from `column`.
-
-    The plain form takes a cast and only the other rows the regular expressions: the table is
-    split, because engines hoist repeated sub-expressions of a CASE out of it and would run the
-    expressions on every row.
+    One CASE: the plain form takes a cast, only the other rows the regular expressions (DuckDB
+    1.5 evaluates the branch for its rows alone). Splitting the table in two instead, as this
+    once did, scans the rows twice: 3 s more at ten million rows.
     """
-    plain = _is_plain_timestamp(t[column])
-    fast = t.filter(plain)
-    slow = t.filter(~plain | plain.isnull())
-    return fast.mutate(**{name: fast[column].try_cast("timestamp")}).union(
-        slow.mutate(**{name: _parse_iso_utc(slow[column])})
-    )
+    return ibis.ifelse(_is_plain_timestamp(s), s.try_cast("timestamp"), _parse_iso_utc(s))
 
 
 def _parse_date(s: ir.StringValue) -> ir.DateValue:
@@ -322,7 +314,7 @@ def check_streams(
 
     `persist` (an engine's `materialize`) computes the tables every use of the result shares once.
     """
-    t = _with_timestamp(raw, "listen_time", f"{_TYPED}listen_time")
+    t = raw.mutate(**{f"{_TYPED}listen_time": parse_timestamp_utc(raw.listen_time)})
     t = t.mutate(**{f"{_TYPED}user_id": _integer(t.user_id), f"{_TYPED}track_id": _text(t.track_id)})
     # Membership by equi-join on the distinct keys, not `isin(subquery)`: Spark runs an IN
     # subquery inside an expression as a nested-loop join (rows x users), a join hashes.
