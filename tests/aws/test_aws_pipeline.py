@@ -329,3 +329,22 @@ def test_log_notifier_appends_to_notifications_jsonl_on_s3(aws: Aws, infra: Boot
     assert [(n["run_id"], n["status"]) for n in lines] == [
         (first.run_id, "succeeded"), (second.run_id, "nothing_to_do")
     ]
+
+
+def test_append_on_s3_keeps_a_line_written_between_its_read_and_its_write(aws: Aws, infra: BootstrapResult) -> None:
+    storage = S3Storage(infra.root, aws.client("s3"))
+    other = S3Storage(infra.root, aws.client("s3"))
+    read = storage._get
+    raced = []
+
+    def read_then_lose_the_race(path: str) -> Any:
+        got = read(path)
+        if not raced:  # another writer appends after this one has read
+            raced.append(True)
+            other.append_bytes(path, b"other\n")
+        return got
+
+    storage.append_bytes("x.jsonl", b"first\n")
+    storage._get = read_then_lose_the_race  # type: ignore[method-assign]
+    storage.append_bytes("x.jsonl", b"second\n")
+    assert body(aws, BUCKET, "lake/x.jsonl") == b"first\nother\nsecond\n"

@@ -141,11 +141,26 @@ class S3Storage:
     def write_bytes(self, path: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self.key(path), Body=data)
 
-    def append_bytes(self, path: str, data: bytes) -> None:
-        """S3 has no append: the object is read and written back whole. Its writers (the `log`
-        notifier) hold the run lock, so no two of them interleave."""
-        old = self.read_bytes(path) if self.exists(path) else b""
-        self.write_bytes(path, old + data)
+    def append_bytes(self, path: str, data: bytes, *, attempts: int = 10) -> None:
+        """S3 has no append: the object is read and written back whole, on the condition that it
+        is still the object read (or still absent), so two writers never lose each other's
+        lines; a writer that lost the race reads again."""
+        for _ in range(attempts):
+            try:
+                got = self._get(path)
+                old, condition = got["Body"].read(), {"IfMatch": got["ETag"]}
+            except FileNotFoundError:
+                old, condition = b"", {"IfNoneMatch": "*"}
+            try:
+                self.client.put_object(Bucket=self.bucket, Key=self.key(path), Body=old + data, **condition)
+                return
+            except Exception as e:
+                if _code(e) not in _PRECONDITION and not _is_missing(e):
+                    raise
+        raise StorageError(
+            f"`{self.uri(path)}` kept changing while {len(data)} bytes were appended ({attempts} attempts)",
+            fix="check what else writes that object",
+        )
 
     def delete(self, path: str) -> None:
         """Delete the object at `path`, or every object under it when it is a "folder"."""
