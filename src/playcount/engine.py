@@ -138,14 +138,10 @@ def no_data_rows(name: str) -> SchemaError:
     return SchemaError(f"`{name}` has a header but no data rows", fix="drop a file with data", file=name)
 
 
-def count_lines(opener: Opener, name: str) -> int:
-    """Physical lines of the (decompressed) file, not counting trailing blank lines."""
-    return scan_lines(opener, name)[0]
-
-
 def scan_lines(opener: Opener, name: str, wanted: Iterable[int] = ()) -> tuple[int, dict[int, str]]:
-    """Physical lines (as `count_lines`), and the text of the `wanted` lines (1-based, without
-    the line end): one pass in large chunks, a wanted line found by `_skip_lines`."""
+    """Physical lines of the (decompressed) file, not counting trailing blank lines, and the text
+    of the `wanted` lines (1-based, without the line end): one pass in large chunks, a wanted line
+    found by `_skip_lines`."""
     targets = sorted(set(wanted), reverse=True)
     texts: dict[int, str] = {}
     n = 0
@@ -353,6 +349,7 @@ class DuckDBEngine:
         """
         t = self._name("csv")
         width = len(cols)
+        malformed = "(" + " OR ".join([*(f'"{_ident(c)}" IS NULL' for c in cols), f'"{_EXTRA}" IS NOT NULL']) + ")"
         columns = "{" + ", ".join(f"{_sql_str(c)}: 'VARCHAR'" for c in (*cols, _EXTRA)) + "}"
         options = (
             f"header=false, skip=1, auto_detect=false, columns={columns}, delim=',', quote='\"', escape='\"', "
@@ -369,12 +366,8 @@ class DuckDBEngine:
                     f"strict_mode=false)"
                 )
             records = self.db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # type: ignore[index]
-            short = " OR ".join(f'"{_ident(c)}" IS NULL' for c in cols)
-            flagged = [
-                line for (line,) in self.db.execute(
-                    f'SELECT rowid + 2 FROM {t} WHERE {short} OR "{_EXTRA}" IS NOT NULL ORDER BY 1'
-                ).fetchall()
-            ]
+            rows = self.db.execute(f"SELECT rowid + 2 FROM {t} WHERE {malformed} ORDER BY 1").fetchall()
+            flagged = [line for (line,) in rows]
         except Exception:  # noqa: BLE001 - DuckDB could not parse it: the exact reader decides
             self.db.execute(f"DROP TABLE IF EXISTS {t}")
             return None
@@ -391,7 +384,7 @@ class DuckDBEngine:
         # A view, not a copy: the rows are materialised once, by the checks downstream.
         out = self._name("raw")
         values = ", ".join(f'NULLIF("{_ident(c)}", \'\') AS "{_ident(c)}"' for c in cols)
-        where = f'WHERE NOT ({short} OR "{_EXTRA}" IS NOT NULL)' if flagged else ""
+        where = f"WHERE NOT {malformed}" if flagged else ""
         self.db.execute(
             f"CREATE TEMP VIEW {out} AS SELECT {values}, {_sql_str(name)} AS _source_file, "
             f"CAST(rowid + 2 AS BIGINT) AS _line FROM {t} {where}"
