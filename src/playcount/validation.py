@@ -4,8 +4,9 @@
 string, plus `_source_file` and `_line`) and return a `Checked`: the same rows with their typed
 values and `_reasons` (every failed rule, joined with "; ", empty when the row is clean).
 `clean_rows`, `bad_rows` and `rule_counts` split it. Given `persist` (the engine's `materialize`),
-the checks persist what every split shares (the typed rows with their reasons, the repeated keys,
-the bad rows' original text), so the rules run once per row and the raw rows can be freed.
+the checks persist what every split shares (the typed rows with their reasons; for streams, the
+duplicate candidates and the duplicate rows; the bad rows' original text), so the rules run once
+per row and the raw rows can be freed.
 """
 
 from __future__ import annotations
@@ -363,7 +364,7 @@ def bad_rows(checked: Checked) -> ir.Table:
 
 def rule_counts(checked: Checked) -> ir.Table:
     """Rows per file: `rows`, `bad`, and one count column per rule (named by its reason)."""
-    pre = checked.before_duplicates if checked.duplicates is not None else None
+    pre, dups = checked.before_duplicates, checked.duplicates  # both set, or neither
     t = checked.table if pre is None else pre.rename(_reasons="_pre")
     files = t.group_by("_source_file").aggregate(rows=t.count(), bad=(t._reasons != "").sum())
     # each rule's text is looked for in the bad rows alone (about one in a hundred)
@@ -371,11 +372,10 @@ def rule_counts(checked: Checked) -> ir.Table:
     rules = b.group_by(_f=b._source_file).aggregate(**{rule: b._reasons.contains(rule).sum() for rule in checked.rules})
     j = files.left_join(rules, files._source_file == rules._f)
     counts = j.select("_source_file", "rows", "bad", *[j[r].fill_null(0).name(r) for r in checked.rules])
-    if checked.duplicates is None:
+    if dups is None:
         return counts
     # the rows before the duplicate mark, plus the duplicates (rows that passed every other rule)
-    d = checked.duplicates
-    d = d.group_by(_g=d._source_file).aggregate(_d=d.count())
+    d = dups.group_by(_g=dups._source_file).aggregate(_d=dups.count())
     j = counts.left_join(d, counts._source_file == d._g)
     extra = j._d.fill_null(0)
     return j.select(
