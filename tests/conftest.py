@@ -28,6 +28,10 @@ from playcount.engine import DuckDBEngine, Engine
 if TYPE_CHECKING:
     from playcount.bootstrap import BootstrapResult
 
+# Test lakes are written a moment before they are run: no settle wait (SPEC §5), except in the
+# tests of the wait itself, which set it.
+os.environ.setdefault("PLAYCOUNT_SETTLE_SECONDS", "0")
+
 # py4j logs at INFO from finalizers at interpreter exit, after the handlers that the Airflow tier
 # installs have closed their streams: that would print "Logging error" tracebacks after the summary.
 logging.getLogger("py4j").setLevel(logging.WARNING)
@@ -109,7 +113,7 @@ def aws_env(moto_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> s
     request = urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST")
     urllib.request.urlopen(request, timeout=10).close()
     for key in list(os.environ):
-        if key.startswith(("AWS_", "PLAYCOUNT_")):
+        if key.startswith(("AWS_", "PLAYCOUNT_")) and key != "PLAYCOUNT_SETTLE_SECONDS":
             monkeypatch.delenv(key)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")

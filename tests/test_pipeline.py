@@ -105,14 +105,19 @@ def test_nothing_to_do_and_redropped_file_is_skipped(tmp_path: Path) -> None:
     assert (archived.parent / "a-again.csv").exists()
 
 
-def test_log_notifier_appends_one_json_line_per_run(tmp_path: Path) -> None:
+def test_log_notifier_appends_one_json_line_per_run_that_did_something(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = tiny_lake(tmp_path, {"a.csv": A_CSV})
     first = run_json(root)[1]
-    second = run_json(root)[1]
+    second = run_json(root)[1]  # nothing to do: a report, no notification (SPEC §7)
+    monkeypatch.setenv("PLAYCOUNT_NOTIFY__ON_NOTHING_TO_DO", "true")
+    third = run_json(root)[1]
     lines = [json.loads(x) for x in (root / "_playcount/notifications.jsonl").read_text().splitlines()]
     assert [(n["run_id"], n["status"]) for n in lines] == [
-        (first["run_id"], "succeeded"), (second["run_id"], "nothing_to_do")
+        (first["run_id"], "succeeded"), (third["run_id"], "nothing_to_do")
     ]
+    assert second["status"] == "nothing_to_do" and (root / f"_playcount/runs/{second['run_id']}.json").exists()
     assert "succeeded" in lines[0]["subject"] and first["run_id"] in lines[0]["subject"]
 
 

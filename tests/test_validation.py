@@ -209,12 +209,12 @@ USER_FAILS = [
     (user(created="2024-13-01"), "created_at is not a date"),
     (user(created="yesterday"), "created_at is not a date"),
     (user(created=""), "created_at is not a date"),
-    (user(created="2024-06-26"), "created_at is after the run date"),
+    (user(created="2024-06-26"), "created_at is after the processing date"),
 ]
 
 
 def test_user_rules(engine: Any) -> None:
-    checked = check_users(raw_table(USER_COLS, [row for row, _ in USER_FAILS]), run_date=RUN_DATE)
+    checked = check_users(raw_table(USER_COLS, [row for row, _ in USER_FAILS]), today=RUN_DATE)
     assert by_row(engine, checked, USER_FAILS) == USER_FAILS
 
 
@@ -231,13 +231,13 @@ USER_OK = [
 
 def test_user_accepted(engine: Any) -> None:
     cases = [((str(100 + i), *row[1:]), "") for i, (row, _) in enumerate(USER_OK)]  # distinct user ids
-    checked = check_users(raw_table(USER_COLS, [row for row, _ in cases]), run_date=RUN_DATE)
+    checked = check_users(raw_table(USER_COLS, [row for row, _ in cases]), today=RUN_DATE)
     assert by_row(engine, checked, cases) == cases
 
 
 def test_user_age_bounds_configurable(engine: Any) -> None:
     t = raw_table(USER_COLS, [user("1", age="17"), user("2", age="18"), user("3", age="65"), user("4", age="66")])
-    checked = check_users(t, run_date=RUN_DATE, min_age=18, max_age=65)
+    checked = check_users(t, today=RUN_DATE, min_age=18, max_age=65)
     assert reasons(engine, checked) == {
         2: "user_age out of range [18,65]",
         3: "",
@@ -248,14 +248,14 @@ def test_user_age_bounds_configurable(engine: Any) -> None:
 
 def test_user_clean_values_are_typed(engine: Any) -> None:
     checked = check_users(raw_table(USER_COLS, [user(" 7 ", age="30", created="2024-01-02T03:04:05Z")]),
-                          run_date=RUN_DATE)
+                          today=RUN_DATE)
     [r] = rows(engine, clean_rows(checked))
     assert (r["user_id"], r["user_age"], r["created_at"]) == (7, 30, dt.date(2024, 1, 2))
     assert (r["user_name"], r["user_country"]) == ("Ann", "DE")
 
 
 def test_user_several_failures(engine: Any) -> None:
-    checked = check_users(raw_table(USER_COLS, [user("x", age="5", created="2024-13-01")]), run_date=RUN_DATE)
+    checked = check_users(raw_table(USER_COLS, [user("x", age="5", created="2024-13-01")]), today=RUN_DATE)
     assert reasons(engine, checked) == {
         2: "user_id is not an integer; user_age out of range [13,120]; created_at is not a date"
     }
@@ -272,7 +272,7 @@ def test_user_duplicates_judged_on_integer_value_across_files(engine: Any) -> No
             (("b.csv", 4), *user("2")),
         ],
     )
-    checked = check_users(t, run_date=RUN_DATE)
+    checked = check_users(t, today=RUN_DATE)
     got = {(r["_source_file"], r["_line"]): r["_reasons"] for r in rows(engine, checked.table)}
     assert got == {
         ("a.csv", 2): "",
@@ -291,14 +291,14 @@ def refs(engine: Any) -> tuple[ir.Table, ir.Table]:
     """Clean songs T1, T2 (T3 is a bad song) and clean users 1, 2 (3 is a bad user)."""
     songs = check_songs(raw_table(SONG_COLS, [song("T1"), song("T2", duration="300000"), song("T3", duration="0")]))
     users = check_users(
-        raw_table(USER_COLS, [user("1", created="2024-06-01"), user("2"), user("3", age="12")]), run_date=RUN_DATE
+        raw_table(USER_COLS, [user("1", created="2024-06-01"), user("2"), user("3", age="12")]), today=RUN_DATE
     )
     return clean_rows(songs), clean_rows(users)
 
 
 def streams(refs: tuple[ir.Table, ir.Table], rows_: list[tuple[Any, ...]], run_time: dt.datetime = RUN_TIME) -> Checked:
     songs, users = refs
-    return check_streams(raw_table(STREAM_COLS, rows_), songs=songs, users=users, run_time=run_time)
+    return check_streams(raw_table(STREAM_COLS, rows_), songs=songs, users=users, now=run_time)
 
 
 STREAM_FAILS = [
@@ -315,8 +315,8 @@ STREAM_FAILS = [
     (("1", "T1", ""), "listen_time is not a timestamp"),
     (("1", "T1", "2024-06-25"), "listen_time is not a timestamp"),
     (("1", "T1", "2024-06-25 25:00:00"), "listen_time is not a timestamp"),
-    (("1", "T1", "2024-06-26 12:00:01"), "listen_time is more than 1 day after the run time"),
-    (("1", "T1", "2024-06-26T14:00:01+02:00"), "listen_time is more than 1 day after the run time"),
+    (("1", "T1", "2024-06-26 12:00:01"), "listen_time is more than 1 day after the processing time"),
+    (("1", "T1", "2024-06-26T14:00:01+02:00"), "listen_time is more than 1 day after the processing time"),
 ]
 
 
@@ -392,7 +392,7 @@ def test_stream_several_failures_joined(engine: Any, refs: tuple[ir.Table, ir.Ta
     checked = streams(refs, [("9", "T9", "nope"), ("x", "", "2024-06-27 00:00:00")])
     assert reasons(engine, checked) == {
         2: "unknown user_id; unknown track_id; listen_time is not a timestamp",
-        3: "user_id is not an integer; track_id is empty; listen_time is more than 1 day after the run time",
+        3: "user_id is not an integer; track_id is empty; listen_time is more than 1 day after the processing time",
     }
 
 

@@ -15,7 +15,9 @@ import io
 import itertools
 import operator
 import os
+import re
 import shutil
+import sys
 import tempfile
 import weakref
 import zlib
@@ -27,7 +29,7 @@ import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 
-from playcount.errors import SchemaError
+from playcount.errors import SchemaError, SettingsError
 
 if TYPE_CHECKING:
     from playcount.aws import S3Access
@@ -56,9 +58,58 @@ class RawRead:
     """Frees what holds the rows (DuckDB: its temporary tables) once nothing refers to them."""
 
 
+# The exact reader takes a field of any size, as DuckDB's does (up to its line limit, past which
+# the exact reader is used): a long value is a bad row in either reader, never a rejected file.
+csv.field_size_limit(sys.maxsize)
+
+#: Column names playcount adds to a dataset's rows; an input column may not use them.
+RESERVED_PREFIX = "_"
+#: Columns the transform and the KPIs derive from a stream row (an input column of that name would
+#: collide with them downstream).
+DERIVED_COLUMNS = frozenset({"date", "genre", "duration_ms", "listen_seconds", "title", "artist", "rank"})
+#: What an input column with a reserved name is carried as: `input<name>` (`_line` -> `input_line`).
+RENAMED_PREFIX = "input"
+
+
+def is_gzip(name: str) -> bool:
+    """Whether a landing file is gzip-compressed, by its name (`.gz`, any case)."""
+    return name.lower().endswith(".gz")
+
+
+def _decompressed(stream: IO[bytes], name: str) -> IO[bytes]:
+    return gzip.GzipFile(fileobj=stream) if is_gzip(name) else stream  # type: ignore[return-value]
+
+
 def _text(stream: IO[bytes], name: str) -> io.TextIOWrapper:
-    raw: IO[bytes] = gzip.GzipFile(fileobj=stream) if name.endswith(".gz") else stream  # type: ignore[assignment]
-    return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+    return io.TextIOWrapper(_decompressed(stream, name), encoding="utf-8-sig", newline="")
+
+
+def duckdb_literal(uri: str) -> str:
+    """`uri` as a DuckDB file reader takes it literally: each glob character (`*`, `?`, `[`, `{`)
+    as a one-character class (`[*]`), so `lake[ab]` means that folder, never `lakea` and `lakeb`.
+    (DuckDB has no other escape; a path without these characters is not globbed at all.)"""
+    return re.sub(r"([*?\[{])", r"[\1]", uri)
+
+
+def carried_names(columns: tuple[str, ...], dataset_columns: tuple[str, ...]) -> tuple[str, ...]:
+    """The names the rows carry a file's columns under: the contract's own columns as they are,
+    other columns as they are unless playcount uses that name itself (`_line`, `_reasons`, ... or a
+    derived column such as `date`), which become `input<name>` (`input_line`; `input_date`), with
+    a number added while that is taken too. Never a crash on a header (SPEC §1)."""
+    taken = set(columns)
+    out: list[str] = []
+    for c in columns:
+        if c in dataset_columns or not (c.startswith(RESERVED_PREFIX) or c in DERIVED_COLUMNS):
+            out.append(c)
+            continue
+        new = f"{RENAMED_PREFIX}{c}" if c.startswith(RESERVED_PREFIX) else f"{RENAMED_PREFIX}_{c}"
+        base, n = new, 1
+        while new in taken:
+            n += 1
+            new = f"{base}_{n}"
+        taken.add(new)
+        out.append(new)
+    return tuple(out)
 
 
 def _unreadable(name: str, e: Exception, line: int | None = None) -> SchemaError:
@@ -87,8 +138,7 @@ def _unreadable_at(opener: Opener, name: str, e: Exception) -> SchemaError:
     if isinstance(e, UnicodeDecodeError):
         try:
             with opener() as stream:
-                raw: IO[bytes] = gzip.GzipFile(fileobj=stream) if name.endswith(".gz") else stream  # type: ignore[assignment]
-                for number, line in enumerate(raw, 1):
+                for number, line in enumerate(_decompressed(stream, name), 1):
                     try:
                         line.decode("utf-8")
                     except UnicodeDecodeError as found:
@@ -120,7 +170,8 @@ def read_header(opener: Opener, name: str) -> tuple[str, ...]:
 
 
 def read_columns(opener: Opener, name: str, required: tuple[str, ...]) -> tuple[str, ...]:
-    """`read_header`, raising `SchemaError` when a required column is missing (every engine)."""
+    """`read_header`, raising `SchemaError` when a required column is missing (every engine);
+    the names the rows carry the columns under (`carried_names`)."""
     cols = read_header(opener, name)
     missing = [c for c in required if c not in cols]
     if missing:
@@ -130,7 +181,7 @@ def read_columns(opener: Opener, name: str, required: tuple[str, ...]) -> tuple[
             fix="add the column(s) to the header and drop the file again",
             file=name,
         )
-    return cols
+    return carried_names(cols, required)
 
 
 def no_data_rows(name: str) -> SchemaError:
@@ -148,7 +199,7 @@ def scan_lines(opener: Opener, name: str, wanted: Iterable[int] = ()) -> tuple[i
     tail = carry = b""
     try:
         with opener() as stream:
-            raw: IO[bytes] = gzip.GzipFile(fileobj=stream) if name.endswith(".gz") else stream  # type: ignore[assignment]
+            raw = _decompressed(stream, name)
             while chunk := raw.read(_CHUNK):
                 ends = chunk.count(b"\n")
                 if targets and targets[-1] <= n + ends:
@@ -311,7 +362,7 @@ class DuckDBEngine:
             shutil.rmtree(tmp, ignore_errors=True)
 
     def read_parquet(self, uris: list[str]) -> ir.Table:
-        files = "[" + ", ".join(_sql_str(u) for u in uris) + "]"
+        files = "[" + ", ".join(_sql_str(duckdb_literal(u)) for u in uris) + "]"
         name = self._name("pq")
         self.db.execute(
             f"CREATE TEMP VIEW {name} AS SELECT * FROM read_parquet({files}, union_by_name=true)"
@@ -353,7 +404,8 @@ class DuckDBEngine:
         columns = "{" + ", ".join(f"{_sql_str(c)}: 'VARCHAR'" for c in (*cols, _EXTRA)) + "}"
         options = (
             f"header=false, skip=1, auto_detect=false, columns={columns}, delim=',', quote='\"', escape='\"', "
-            f"compression='auto', null_padding=true, nullstr={_sql_str(_NULL)}"
+            f"compression={_sql_str('gzip' if is_gzip(name) else 'none')}, null_padding=true, "
+            f"nullstr={_sql_str(_NULL)}"
         )
         try:
             errors = self._load_strict(t, uri, options)
@@ -362,7 +414,7 @@ class DuckDBEngine:
                 return None
             if errors:  # rows with two or more extra fields were left out: every line a record
                 self.db.execute(
-                    f"CREATE OR REPLACE TEMP TABLE {t} AS SELECT * FROM read_csv({_sql_str(uri)}, {options}, "
+                    f"CREATE OR REPLACE TEMP TABLE {t} AS SELECT * FROM read_csv({_sql_str(duckdb_literal(uri))}, {options}, "
                     f"strict_mode=false)"
                 )
             records = self.db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # type: ignore[index]
@@ -407,7 +459,7 @@ class DuckDBEngine:
         rej, scan = self._name("rej"), self._name("scan")
         try:
             self.db.execute(
-                f"CREATE TEMP TABLE {table} AS SELECT * FROM read_csv({_sql_str(uri)}, {options}, "
+                f"CREATE TEMP TABLE {table} AS SELECT * FROM read_csv({_sql_str(duckdb_literal(uri))}, {options}, "
                 f"strict_mode=true, store_rejects=true, rejects_table={_sql_str(rej)}, rejects_scan={_sql_str(scan)})"
             )
             if not self._exists(rej):  # the rejects table exists only when a row was rejected
@@ -574,7 +626,7 @@ def connect(
         from playcount.engines.spark import SparkEngine
 
         return SparkEngine(session, master=spark_master, conf=spark_conf)
-    raise SchemaError(f"unknown engine `{engine}`", fix="use `duckdb` or `spark`")
+    raise SettingsError(f"unknown engine `{engine}`", fix="use `duckdb` or `spark`", key="engine")
 
 
 def __getattr__(name: str) -> Any:

@@ -13,10 +13,13 @@ crash at any point is repaired by the next run:
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import functools
+import io
 import json
 import logging
+import os
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -33,7 +36,7 @@ from playcount import validation as v
 from playcount.aws import Aws
 from playcount.contracts import CONTRACTS, Contract
 from playcount.engine import Engine, RawRead, connect
-from playcount.errors import PlaycountError, SchemaError, SettingsError
+from playcount.errors import PlaycountError, SchemaError, SettingsError, StorageError
 from playcount.lake import Layout, Ledger, LocalStorage, Storage, open_storage
 from playcount.lake.layout import CSV_SUFFIXES
 from playcount.lake.s3 import S3Storage
@@ -87,6 +90,21 @@ class InputFile(BaseModel):
     """Its path under the dataset's landing prefix (the file name for a flat folder)."""
     fingerprint: str
     size: int
+    modified: float | None = None
+    """`FileInfo.modified`: set for local files, which may still be being written."""
+    signature: str | None = None
+    """`Storage.signature` when it was fingerprinted (local files): a later different one means it
+    changed."""
+    problem: str | None = None
+    """Why it can never be read (a symlink out of the root, a pipe): it is rejected."""
+    waiting: str | None = None
+    """Why it is left in the landing zone for a later run (still being written)."""
+
+
+FileStatus = Literal["accepted", "rejected", "skipped", "pending"]
+"""accepted: validated and counted; rejected: moved to `rejected/` whole; skipped: already done
+(same content), archived without counting; pending: left in the landing zone for a later run
+(still being written, changed under the run, or not validated because the run failed)."""
 
 
 class FileOutcome(BaseModel):
@@ -96,10 +114,11 @@ class FileOutcome(BaseModel):
     name: str
     path: str
     fingerprint: str
+    signature: str | None = None
     rows: int = 0
     clean: int = 0
     bad: int = 0
-    status: Literal["accepted", "rejected", "skipped"] = "accepted"
+    status: FileStatus = "accepted"
     reason: str | None = None
     rules: dict[str, int] = Field(default_factory=dict)
     warnings: dict[str, int] = Field(default_factory=dict)
@@ -111,10 +130,14 @@ class Discovery(BaseModel):
     """Stream files already done (same content, any name), or repeated within this run."""
     songs: list[InputFile]
     users: list[InputFile]
+    pending: list[InputFile] = Field(default_factory=list)
+    """Landing files left for a later run (`waiting` says why): still being written."""
+    unusable: list[InputFile] = Field(default_factory=list)
+    """Landing files that cannot be read (`problem`): rejected."""
 
     @property
     def nothing_to_do(self) -> bool:
-        return not self.new and not self.skipped
+        return not self.new and not self.skipped and not self.unusable
 
 
 class Validation(BaseModel):
@@ -148,6 +171,8 @@ class LoadResult(BaseModel):
 class ArchiveResult(BaseModel):
     moved: dict[str, str]
     """Source path -> archived path."""
+    changed: list[str] = Field(default_factory=list)
+    """Stream files that changed after the run read them: withdrawn, left in the landing zone."""
 
 
 class RunReport(BaseModel):
@@ -179,6 +204,7 @@ class RunReport(BaseModel):
             "bad": sum(f.bad for f in streams),
             "rejected_files": [f.name for f in self.files if f.status == "rejected"],
             "skipped_files": [f.name for f in self.files if f.status == "skipped"],
+            "pending_files": [f.name for f in self.files if f.status == "pending"],
             "dates": [d.isoformat() for d in self.dates],
             "kpi_rows": self.kpi_rows,
         }
@@ -210,10 +236,9 @@ class Run:
         return self.settings.run_date or self.started_at.date()
 
     @property
-    def run_time(self) -> dt.datetime:
-        """`now`, or noon of the configured run date (for backfills and tests)."""
-        if self.settings.run_date:
-            return dt.datetime.combine(self.settings.run_date, dt.time(12))
+    def processing_time(self) -> dt.datetime:
+        """When the run started (UTC): what "in the future" is checked against, whatever the run
+        date (SPEC §5: a backfill checks the data exactly as a run today would)."""
         return self.started_at
 
     @property
@@ -304,21 +329,76 @@ def open_run(
 # -- 1. discover -------------------------------------------------------------------------------
 
 
+def is_landing_file(name: str) -> bool:
+    """Whether a path below a landing prefix is a landing file (SPEC §5): a name ending in `.csv`
+    or `.csv.gz`, any case, and no component starting with `.` or `_` (in-progress or
+    bookkeeping files: `_temporary/`, `.part`, `_SUCCESS`)."""
+    return name.lower().endswith(CSV_SUFFIXES) and not any(p.startswith((".", "_")) for p in name.split("/"))
+
+
 def _landing(run: Run, dataset: str) -> list[InputFile]:
+    """The dataset's landing files, not yet fingerprinted (`problem` set for unreadable ones)."""
     prefix = run.layout.landing(dataset)
     out = []
-    for f in run.storage.list(prefix):
-        if f.name.lower().endswith(CSV_SUFFIXES):
+    for f in run.storage.list(prefix, problems=True):
+        name = f.path[len(prefix) + 1:]
+        if is_landing_file(name):
+            signature = run.storage.signature(f.path) if f.modified is not None else None
             out.append(
                 InputFile(
-                    dataset=dataset,
-                    path=f.path,
-                    name=f.path[len(prefix) + 1:],
-                    fingerprint=run.storage.fingerprint(f.path),
-                    size=f.size,
+                    dataset=dataset, path=f.path, name=name, fingerprint="", size=f.size, modified=f.modified,
+                    signature=signature, problem=f.problem,
                 )
             )
     return out
+
+
+def _settle(run: Run, files: list[InputFile]) -> list[InputFile]:
+    """Wait for the local files modified within `settle_seconds` until they are that old; those
+    that changed meanwhile get their `problem` (still being written). S3 objects are complete
+    once listed and have no signature here."""
+    settle = run.settings.settle_seconds
+    now = time.time()
+    young = [f for f in files if f.modified is not None and not f.problem and now - f.modified < settle]
+    if young:
+        # (a modification time in the future, a skewed clock, waits the whole settle time)
+        wait = min(settle, max(settle - (now - f.modified) for f in young if f.modified is not None))
+        run.progress("discover", f"waiting {wait:.1f}s for {len(young)} file(s) modified in the last {settle:g}s")
+        time.sleep(wait)
+        for f in young:
+            if _signature(run, f.path) != f.signature:
+                f.waiting = _still_written(run, f)
+    return files
+
+
+def _signature(run: Run, path: str) -> str | None:
+    try:
+        return run.storage.signature(path)
+    except FileNotFoundError:
+        return None
+
+
+def _still_written(run: Run, f: InputFile) -> str:
+    return (
+        f"`{f.name}` is still being written (it changed within {run.settings.settle_seconds:g}s): left in the "
+        "landing zone for the next run"
+    )
+
+
+def _fingerprinted(run: Run, files: list[InputFile]) -> list[InputFile]:
+    """Each usable file with its fingerprint. A local file whose signature moved while it was hashed
+    is still being written: its `problem` says so. Unusable files get a fingerprint of what they are."""
+    for f in files:
+        if f.waiting:
+            continue
+        try:
+            f.fingerprint = run.storage.fingerprint(f.path)  # of the link itself, for a bad symlink
+        except FileNotFoundError:
+            f.waiting = f"`{f.name}` disappeared while the run looked at it"
+            continue
+        if f.signature is not None and _signature(run, f.path) != f.signature:
+            f.waiting = _still_written(run, f)
+    return files
 
 
 def _require_root(run: Run) -> None:
@@ -330,19 +410,28 @@ def _require_root(run: Run) -> None:
 
 
 def discover(run: Run) -> Discovery:
-    """New stream files (fingerprint not done in the ledger) and the current reference files."""
+    """New stream files (fingerprint not done in the ledger) and the current reference files, each
+    once complete (SPEC §5: settled; unusable ones apart)."""
     _require_root(run)
+    found = {ds: _landing(run, ds) for ds in ("streams", "songs", "users")}
+    _settle(run, [f for files in found.values() for f in files])
+    for files in found.values():
+        _fingerprinted(run, files)
+    unusable = [f for files in found.values() for f in files if f.problem and not f.waiting]
+    pending = [f for files in found.values() for f in files if f.waiting]
+    ok = {ds: [f for f in files if not f.problem and not f.waiting] for ds, files in found.items()}
     done = run.ledger.done()
     new: list[InputFile] = []
     skipped: list[InputFile] = []
     seen: set[str] = set()
-    for f in _landing(run, "streams"):
+    for f in ok["streams"]:
         (skipped if f.fingerprint in done or f.fingerprint in seen else new).append(f)
         seen.add(f.fingerprint)
     result = Discovery(
-        new=new, skipped=skipped, songs=_landing(run, "songs"), users=_landing(run, "users")
+        new=new, skipped=skipped, songs=ok["songs"], users=ok["users"], pending=pending, unusable=unusable
     )
-    run.progress("discover", f"{len(new)} new stream file(s), {len(skipped)} already done")
+    waiting = f", {len(pending)} still being written" if pending else ""
+    run.progress("discover", f"{len(new)} new stream file(s), {len(skipped)} already done{waiting}")
     return result
 
 
@@ -362,8 +451,11 @@ def _read(run: Run, files: list[InputFile], contract: Contract) -> tuple[list[Ra
     reads: list[RawRead] = []
     outcomes: dict[str, FileOutcome] = {}
     for f in files:
-        outcome = FileOutcome(dataset=f.dataset, name=f.name, path=f.path, fingerprint=f.fingerprint)
+        outcome = FileOutcome(
+            dataset=f.dataset, name=f.name, path=f.path, fingerprint=f.fingerprint, signature=f.signature
+        )
         outcomes[f.name] = outcome
+        raw: RawRead | None = None
         try:
             raw = run.engine.read_csv(
                 run.storage.uri(f.path),
@@ -373,8 +465,18 @@ def _read(run: Run, files: list[InputFile], contract: Contract) -> tuple[list[Ra
             )
         except SchemaError as e:
             outcome.status, outcome.reason = "rejected", str(e)
+        except FileNotFoundError:
+            outcome.status, outcome.reason = "pending", f"`{f.name}` disappeared while the run read it"
             continue
-        reads.append(raw)
+        if f.signature is not None and _signature(run, f.path) != f.signature:
+            # read while it changed: what was read is not its content; the next run takes it whole
+            outcome.status = "pending"
+            outcome.reason = f"`{f.name}` changed while the run read it: left in the landing zone for the next run"
+            if raw is not None:
+                raw.release()
+            continue
+        if raw is not None:
+            reads.append(raw)
     return reads, outcomes
 
 
@@ -448,7 +550,9 @@ def _write_bad_rows(run: Run, dataset: str, c: _Checked) -> str | None:
     return path
 
 
-def _reject(run: Run, outcome: FileOutcome) -> None:
+def _reject(
+    run: Run, outcome: FileOutcome, fix: str = "correct the file and drop it into the landing zone again"
+) -> None:
     dst = run.layout.rejected(run.run_id, outcome.name)
     run.storage.move(outcome.path, dst)
     error = {
@@ -460,7 +564,7 @@ def _reject(run: Run, outcome: FileOutcome) -> None:
         "rows": outcome.rows,
         "bad": outcome.bad,
         "rules": outcome.rules,
-        "fix": "correct the file and drop it into the landing zone again",
+        "fix": fix,
     }
     run.storage.write_bytes(dst + ".error.json", json.dumps(error, indent=2).encode())
     outcome.path = dst
@@ -486,10 +590,17 @@ def validate(run: Run, discovery: Discovery | None = None, *, dry_run: bool = Fa
     def done(status: Literal["passed", "failed"], reason: str | None) -> Validation:
         files.extend(
             FileOutcome(
-                dataset="streams", name=f.name, path=f.path, fingerprint=f.fingerprint,
+                dataset="streams", name=f.name, path=f.path, fingerprint=f.fingerprint, signature=f.signature,
                 status="skipped", reason="already processed (same content)",
             )
             for f in d.skipped
+        )
+        files.extend(
+            FileOutcome(
+                dataset=f.dataset, name=f.name, path=f.path, fingerprint=f.fingerprint, status="pending",
+                reason=f.waiting,
+            )
+            for f in d.pending
         )
         result = Validation(status=status, reason=reason, files=files, bad_rows=bad_paths)
         if not dry_run:
@@ -499,11 +610,28 @@ def validate(run: Run, discovery: Discovery | None = None, *, dry_run: bool = Fa
     def pending(reason: str) -> list[FileOutcome]:
         return [
             FileOutcome(
-                dataset="streams", name=f.name, path=f.path, fingerprint=f.fingerprint,
-                status="skipped", reason=f"not validated, left in the landing zone: {reason}",
+                dataset="streams", name=f.name, path=f.path, fingerprint=f.fingerprint, signature=f.signature,
+                status="pending", reason=f"not validated, left in the landing zone: {reason}",
             )
             for f in d.new
         ]
+
+    unusable = [
+        FileOutcome(
+            dataset=f.dataset, name=f.name, path=f.path, fingerprint=f.fingerprint, status="rejected",
+            reason=f"`{f.name}` is {f.problem}",
+        )
+        for f in d.unusable
+    ]
+    files.extend(unusable)
+    if not dry_run:
+        for o in unusable:
+            _reject(run, o, fix="replace the link or special file with the CSV file itself")
+    waiting_ref = [f.waiting for f in d.pending if f.dataset != "streams"]
+    if waiting_ref:
+        reason = "reference data still being written: " + "; ".join(str(w) for w in waiting_ref)
+        files.extend(pending(reason))
+        return done("failed", reason)
 
     if missing:
         reason = "; ".join(missing)
@@ -514,16 +642,23 @@ def validate(run: Run, discovery: Discovery | None = None, *, dry_run: bool = Fa
     users = _check(
         run, d.users, CONTRACTS["users"],
         lambda raw, persist: v.check_users(
-            raw, run_date=run.run_date, min_age=s.min_user_age, max_age=s.max_user_age, persist=persist
+            raw, today=run.processing_time.date(), min_age=s.min_user_age, max_age=s.max_user_age, persist=persist
         ),
     )
     ref_outcomes = [*songs.outcomes.values(), *users.outcomes.values()]
     files.extend(ref_outcomes)
+    changed_ref = [o for o in ref_outcomes if o.status == "pending"]
+    if changed_ref:
+        reason = "reference data changed while the run read it: " + "; ".join(str(o.reason) for o in changed_ref)
+        files.extend(pending(reason))
+        return done("failed", reason)
     rejected_ref = [o for o in ref_outcomes if o.status == "rejected"]
+    unusable_ref = [o for o in unusable if o.dataset != "streams"]
+    rejected_ref += unusable_ref
     if rejected_ref:
         reason = "reference data rejected: " + "; ".join(str(o.reason) for o in rejected_ref)
         if not dry_run:
-            for o in rejected_ref:
+            for o in rejected_ref[: len(rejected_ref) - len(unusable_ref)]:  # the unusable ones are moved
                 _reject(run, o)
         files.extend(pending(reason))
         return done("failed", reason)
@@ -541,7 +676,7 @@ def validate(run: Run, discovery: Discovery | None = None, *, dry_run: bool = Fa
     streams = _check(
         run, d.new, CONTRACTS["streams"],
         lambda raw, persist: v.check_streams(
-            raw, songs=clean_songs, users=clean_users, run_time=run.run_time, persist=persist
+            raw, songs=clean_songs, users=clean_users, now=run.processing_time, persist=persist
         ),
     )
     outcomes = list(streams.outcomes.values())
@@ -567,7 +702,7 @@ def validate(run: Run, discovery: Discovery | None = None, *, dry_run: bool = Fa
         for o in outcomes:
             if o.status == "rejected":
                 _reject(run, o)
-    if d.new and not accepted:
+    if d.new and not accepted and all(o.status == "rejected" for o in outcomes):
         return done("failed", "every new stream file was rejected: " + "; ".join(str(o.reason) for o in outcomes))
     return done("passed", None)
 
@@ -676,25 +811,85 @@ def archive(run: Run) -> ArchiveResult:
     """Move the accepted and skipped stream files to `archived/<run date>/`.
 
     A different file already archived under the same name is never overwritten: this one gets
-    its fingerprint in its name instead.
+    its fingerprint in its name instead. A local file is checked again before and after its move:
+    one that changed since the run read it is withdrawn (`_withdraw`) and left in the landing
+    zone, so that its final content counts exactly once, in a later run.
     """
     val = run.load("validate", Validation)
     moved: dict[str, str] = {}
+    changed: list[FileOutcome] = []
     for o in val.files:
-        if o.dataset != "streams" or o.status == "rejected" or not run.storage.exists(o.path):
+        if o.dataset != "streams" or o.status not in ("accepted", "skipped"):
             continue
-        if o.status == "skipped" and o.reason and o.reason.startswith("not validated"):
+        dst = _archive_path(run, o)
+        if not run.storage.exists(o.path):
+            if run.storage.exists(dst) and run.storage.fingerprint(dst) == o.fingerprint:
+                moved[o.path] = dst  # moved by an earlier attempt of this stage
             continue
-        dst = run.layout.archived(run.run_date, o.name)
-        if run.storage.exists(dst) and run.storage.fingerprint(dst) != o.fingerprint:
-            stem, dot, ext = o.name.partition(".")
-            dst = run.layout.archived(run.run_date, f"{stem}.{o.fingerprint[:12]}{dot}{ext}")
+        if o.signature is not None and _signature(run, o.path) != o.signature:
+            changed.append(o)
+            continue
         run.storage.move(o.path, dst)
+        if o.signature is not None and _signature(run, dst) != o.signature:
+            # a writer still holding the file wrote to it after the check: back where it was
+            run.storage.move(dst, o.path)
+            changed.append(o)
+            continue
         moved[o.path] = dst
-    result = ArchiveResult(moved=moved)
+    if changed:
+        _withdraw(run, val, changed)
+    result = ArchiveResult(moved=moved, changed=[o.name for o in changed])
     run.save("archive", result)
-    run.progress("archive", f"{len(moved)} file(s) archived")
+    gone = f"; {len(changed)} changed after it was read, withdrawn and left for the next run" if changed else ""
+    run.progress("archive", f"{len(moved)} file(s) archived{gone}")
     return result
+
+
+def _archive_path(run: Run, o: FileOutcome) -> str:
+    dst = run.layout.archived(run.run_date, o.name)
+    if run.storage.exists(dst) and run.storage.fingerprint(dst) != o.fingerprint:
+        folder, slash, base = o.name.rpartition("/")
+        stem, dot, ext = base.partition(".")
+        dst = run.layout.archived(run.run_date, f"{folder}{slash}{stem}.{o.fingerprint[:12]}{dot}{ext}")
+    return dst
+
+
+def _withdraw(run: Run, val: Validation, changed: list[FileOutcome]) -> None:
+    """Take back what the run counted of files that changed after it read them: their events,
+    their bad rows; then the KPIs of the dates they touched again, and the store."""
+    names = {o.name for o in changed if o.status == "accepted"}
+    for o in changed:
+        o.status, o.rows, o.clean, o.bad, o.rules, o.warnings = "pending", 0, 0, 0, {}, {}
+        o.reason = (
+            f"`{o.name}` changed after the run read it: what was counted of it is withdrawn, and it is left in the "
+            "landing zone for the next run"
+        )
+    if names and "streams" in val.bad_rows:
+        if not _drop_bad_rows(run, val.bad_rows["streams"], names):
+            run.storage.delete(val.bad_rows.pop("streams"))
+    run.save("validate", val)
+    if not names:
+        return
+    tr = run.load("transform", TransformResult)
+    for name in names:
+        for path in tr.files.pop(name, []):
+            run.storage.delete(path)
+    run.save("transform", tr)
+    compute_kpis(run)
+    load(run)
+
+
+def _drop_bad_rows(run: Run, path: str, names: set[str]) -> int:
+    """Rewrite a bad-rows CSV without the rows of `names`; the rows left."""
+    text = run.storage.read_bytes(path).decode("utf-8")
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    header, body = rows[0], rows[1:]
+    at = header.index("_source_file")
+    kept = [r for r in body if r[at] not in names]
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows([header, *kept])
+    run.storage.write_bytes(path, buf.getvalue().encode("utf-8"))
+    return len(kept)
 
 
 # -- 7. finish ---------------------------------------------------------------------------------
@@ -718,9 +913,10 @@ def finish(run: Run, report: RunReport) -> RunReport:
     if report.status == "succeeded":
         s = report.summary()
         subject += f": {s['clean']:,} clean / {s['bad']:,} bad rows, {len(report.dates)} date(s)"
-    notify_safely(
-        run.notifier, Notification(run.run_id, report.status, subject[:100], report.summary())
-    )
+    if report.status != "nothing_to_do" or run.settings.notify.on_nothing_to_do:
+        notify_safely(run.notifier, Notification(run.run_id, report.status, subject[:100], report.summary()))
+    else:  # a cron'd run with nothing new would notify every time: a log line only (SPEC §7)
+        log.info("%s", subject)
     for f in run.storage.list(f"_playcount/staging/{run.run_id}"):
         run.storage.delete(f.path)
     return report
@@ -769,6 +965,33 @@ def _lock(run: Run) -> AbstractContextManager[Any]:
     return run.storage.lock(run.layout.lock, run.run_id)
 
 
+#: The folders a run writes into (SPEC §4): each must be a folder, or absent, before it moves anything.
+_WRITTEN = ("processed_data", "bad_rows", "rejected", "archived", "_playcount/ledger", "_playcount/runs",
+            "_playcount/staging")
+
+
+def check_writable(run: Run) -> None:
+    """Fail before anything is moved when a folder the run writes into cannot be written (a file
+    where the folder should be, no write permission): not after archiving, half done."""
+    if not isinstance(run.storage, LocalStorage):
+        return
+    for folder in _WRITTEN:
+        p = run.storage.path
+        for part in folder.split("/"):
+            p = p / part
+            if p.exists() and not p.is_dir():
+                raise StorageError(
+                    f"`{p}` is a file, but the run writes into a folder `{folder}/` there",
+                    fix="move that file out of the lake root",
+                    path=str(p),
+                )
+            if p.is_dir() and not os.access(p, os.W_OK | os.X_OK):
+                raise StorageError(
+                    f"the folder `{p}` is not writable", fix="give the user running playcount write access to it",
+                    path=str(p),
+                )
+
+
 #: Staged results of a run this old are a crashed run's leftovers. Younger ones may belong to a
 #: run whose stages run as separate tasks (Airflow, Glue) and are kept.
 STALE_STAGING = dt.timedelta(days=1)
@@ -782,11 +1005,14 @@ def clear_stale_staging(run: Run) -> None:
             run.storage.delete(f.path)
 
 
-def run_pipeline(run: Run, *, after_stage: Callable[[str], None] | None = None) -> RunReport:
+def run_pipeline(
+    run: Run, *, after_stage: Callable[[str], None] | None = None, quiet_when_idle: bool = False
+) -> RunReport:
     """All seven stages under the root's lock. Returns the report (status failed on failed
     validation); re-raises an unexpected error after reporting it (the run is safe to re-run).
 
     `after_stage` is called after each stage (tests use it to simulate a crash there).
+    `quiet_when_idle` (`watch`): a run with nothing to do leaves no report and sends nothing.
     """
     hook = after_stage or (lambda stage: None)
     report = RunReport(
@@ -800,12 +1026,25 @@ def run_pipeline(run: Run, *, after_stage: Callable[[str], None] | None = None) 
         try:
             with _timed(report, "discover", run):
                 d = discover(run)
-                run.save("discover", d)
-            hook("discover")
             if d.nothing_to_do:
                 report.status = "nothing_to_do"
-                report.reason = "no new stream files"
+                report.reason = "no new stream files" + (
+                    f"; {len(d.pending)} still being written, left for the next run" if d.pending else ""
+                )
+                report.files = [
+                    FileOutcome(
+                        dataset=f.dataset, name=f.name, path=f.path, fingerprint=f.fingerprint, status="pending",
+                        reason=f.waiting,
+                    )
+                    for f in d.pending
+                ]
+                if quiet_when_idle:
+                    log.debug("run %s: nothing to do", run.run_id)
+                    return report
                 return finish(run, report)
+            check_writable(run)
+            run.save("discover", d)
+            hook("discover")
             with _timed(report, "validate", run):
                 val = validate(run)
                 report.files = val.files
@@ -825,7 +1064,12 @@ def run_pipeline(run: Run, *, after_stage: Callable[[str], None] | None = None) 
                 report.kpi_rows = load(run).rows
             hook("load")
             with _timed(report, "archive", run):
-                report.archived = archive(run).moved
+                archived = archive(run)
+                report.archived = archived.moved
+                if archived.changed:  # withdrawn: the outcomes and the KPI rows were redone
+                    report.files = run.load("validate", Validation).files
+                    report.bad_rows = run.load("validate", Validation).bad_rows
+                    report.kpi_rows = run.load("load", LoadResult).rows
             hook("archive")
             with _timed(report, "finish", run):
                 finish(run, report)

@@ -8,14 +8,25 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
+    SettingsError as PydanticSettingsError,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -39,6 +50,14 @@ __all__ = [
 
 CONFIG_FILE = "playcount.toml"
 ENV_PREFIX = "PLAYCOUNT_"
+
+#: What DuckDB's `memory_limit` takes: a size with a unit, or a share of the machine's memory.
+_MEMORY = r"(?i)^\s*\d+(\.\d+)?\s*([KMGT]i?B|B|%)\s*$"
+#: Folders of the lake that are not the stream landing zone (SPEC §4): a `streams_prefix` inside
+#: one of them, or holding one, would take reference, archived or bookkeeping files as streams.
+_LAKE_AREAS = (
+    "raw_data/songs", "raw_data/users", "processed_data", "bad_rows", "rejected", "archived", "_playcount",
+)
 
 
 class DuckDBStoreSettings(BaseModel):
@@ -83,27 +102,31 @@ StoreSettings = Annotated[
 ]
 
 
-class LogNotifySettings(BaseModel):
+class _NotifyCommon(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    on_nothing_to_do: bool = Field(
+        False, description="also notify runs that found nothing to do (a cron'd run would spam otherwise)"
+    )
+
+
+class LogNotifySettings(_NotifyCommon):
     """The notifier `log` (default): a log line plus `<root>/_playcount/notifications.jsonl`."""
 
-    model_config = ConfigDict(extra="forbid")
     type: Literal["log"] = "log"
 
 
-class SnsNotifySettings(BaseModel):
+class SnsNotifySettings(_NotifyCommon):
     """The notifier `sns`: publish to a topic, with message attributes `status` and `run_id`."""
 
-    model_config = ConfigDict(extra="forbid")
     type: Literal["sns"] = "sns"
     topic_arn: str = Field(pattern=r"^arn:aws[a-z-]*:sns:")
     region: str | None = Field(None, description="default: the topic ARN's region")
     endpoint_url: str | None = Field(None, description="default: aws.endpoint_url")
 
 
-class WebhookNotifySettings(BaseModel):
+class WebhookNotifySettings(_NotifyCommon):
     """The notifier `webhook`: a JSON POST with a Slack-compatible `text`."""
 
-    model_config = ConfigDict(extra="forbid")
     type: Literal["webhook"] = "webhook"
     url: str = Field(pattern=r"^https?://")
     timeout: float = Field(10.0, gt=0, description="seconds per attempt")
@@ -153,21 +176,54 @@ class Settings(BaseSettings):
         default_factory=dict, description="Spark settings of that session (`spark.driver.memory`, ...)"
     )
     streams_prefix: str = Field("raw_data/streams", description="landing prefix of stream files")
-    max_bad_row_ratio: float = Field(0.10, ge=0.0, le=1.0)
-    min_user_age: int = Field(13, ge=0)
-    max_user_age: int = Field(120, ge=1)
-    top_songs_n: int = Field(3, ge=1)
-    top_genres_n: int = Field(5, ge=1)
-    run_date: dt.date | None = Field(
-        None, description="the run's date (archive folder, created_at check); default: today UTC"
+    settle_seconds: float = Field(
+        5.0, ge=0, le=3600,
+        description="a local landing file modified this recently is waited for (it may still be written)",
     )
-    threads: int | None = Field(None, ge=1, description="engine threads; default: all cores")
+    max_bad_row_ratio: float = Field(0.10, ge=0.0, le=1.0)
+    min_user_age: int = Field(13, ge=0, le=1000)
+    max_user_age: int = Field(120, ge=1, le=1000)
+    top_songs_n: int = Field(3, ge=1, le=1000)
+    top_genres_n: int = Field(5, ge=1, le=1000)
+    run_date: dt.date | None = Field(
+        None, ge=dt.date(1970, 1, 1), le=dt.date(9998, 12, 31),
+        description="the run's date: names the archive folder only; default: today UTC",
+    )
+    threads: int | None = Field(None, ge=1, le=1024, description="engine threads; default: all cores")
     memory_limit: str = Field(
-        "1GB", description="DuckDB's memory limit; past it DuckDB spills to a temp folder"
+        "1GB",
+        description="DuckDB's memory limit (`1GB`, `512MiB`, `50%`); past it DuckDB spills to a temp folder",
     )
     store: StoreSettings = DuckDBStoreSettings()
     notify: NotifySettings = LogNotifySettings()
     aws: AwsSettings = AwsSettings.model_validate({})
+
+    @field_validator("streams_prefix")
+    @classmethod
+    def _landing_prefix(cls, value: str) -> str:
+        prefix = value.strip().strip("/")
+        parts = prefix.split("/")
+        if not prefix or any(p in ("", ".", "..") for p in parts):
+            raise ValueError("must be a folder path under the root such as `raw_data/streams`, not empty or `/`")
+        for area in _LAKE_AREAS:
+            if prefix == area or prefix.startswith(area + "/") or area.startswith(prefix + "/"):
+                raise ValueError(f"overlaps `{area}/`, which playcount uses for something else")
+        return prefix
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _memory(cls, value: str) -> str:
+        if not re.match(_MEMORY, value):
+            raise ValueError("must be a size with a unit such as `1GB`, `512MiB` or `50%`")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _ages(self) -> Settings:
+        if self.min_user_age > self.max_user_age:
+            raise ValueError(
+                f"min_user_age {self.min_user_age} is above max_user_age {self.max_user_age}: no user could pass"
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -217,6 +273,11 @@ def load_settings(config: str | Path | None = None, **flags: Any) -> Settings:
         loaded = _FromFile(**given)
     except tomllib.TOMLDecodeError as e:
         raise SettingsError(f"`{path}` is not valid TOML: {e}", fix="fix the file") from e
+    except PydanticSettingsError as e:  # a value the environment source cannot even parse (bad JSON)
+        raise SettingsError(
+            f"{e}".replace('"', "`"),
+            fix="give a dict or list setting as JSON, e.g. PLAYCOUNT_SPARK_CONF='{\"spark.driver.memory\": \"4g\"}'",
+        ) from e
     except ValidationError as e:
         err = e.errors()[0]
         key = ".".join(str(p) for p in err["loc"])
@@ -233,8 +294,13 @@ def load_settings(config: str | Path | None = None, **flags: Any) -> Settings:
                 fix=f"set it in {path}, the PLAYCOUNT_* environment or the flags",
                 key=key,
             ) from e
+        if not key:  # a rule between settings
+            raise SettingsError(
+                f"settings contradict each other: {err['msg'].removeprefix('Value error, ')}",
+                fix="correct them in playcount.toml, the PLAYCOUNT_* environment or the flags",
+            ) from e
         raise SettingsError(
-            f"setting `{key}` = `{err.get('input')}` is invalid: {err['msg']}",
+            f"setting `{key}` = `{str(err.get('input'))[:200]}` is invalid: {err['msg'].removeprefix('Value error, ')}",
             fix="correct it in playcount.toml, the PLAYCOUNT_* environment or the flag",
             key=key,
         ) from e

@@ -43,11 +43,19 @@ DUPLICATE = "duplicate"
 
 _INT = r"^\s*[+-]?\d{1,18}\s*$"
 _PLAIN_INT = r"^[+-]?\d{1,18}$"
-_DATE_OR_TS = r"^\s*(\d{4}-\d{2}-\d{2})(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?\s*$"
+#: A UTC offset that exists: hours 00-14, minutes 00-59 (`+99:99` and `+14:60` are not offsets).
+_OFFSET = r"Z|[+-](?:0\d|1[0-4])(?::?[0-5]\d)?"
+_DATE_OR_TS = (
+    r"^\s*(\d{4}-\d{2}-\d{2})(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:" + _OFFSET + r")?)?\s*$"
+)
 _TS = (
     r"^\s*(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)\s*"
-    r"(Z|[+-]\d{2}(?::?\d{2})?)?\s*$"
+    r"(" + _OFFSET + r")?\s*$"
 )
+#: Years 1-9999 only (SPEC §1): engines take year 0 and BC dates, which no Parquet reader,
+#: Python or DynamoDB client can hold; outside the range a value is not a date.
+_FIRST_TS, _LAST_TS = dt.datetime(1, 1, 1), dt.datetime(9999, 12, 31, 23, 59, 59, 999999)
+_FIRST_DATE, _LAST_DATE = dt.date(1, 1, 1), dt.date(9999, 12, 31)
 _TYPED = "_t_"
 
 Persist = Callable[[ir.Table], ir.Table]
@@ -126,7 +134,10 @@ def _is_plain_timestamp(s: ir.StringValue) -> ir.BooleanValue:
 
 
 def _parse_iso_utc(s: ir.StringValue) -> ir.TimestampValue:
-    """ISO 8601 with optional offset (`Z`, `+hh`, `+hh:mm`, `+hhmm`) as a UTC timestamp; else null."""
+    """ISO 8601 with optional offset (`Z`, `+hh`, `+hh:mm`, `+hhmm`) as a UTC timestamp; else null.
+
+    The result may fall outside years 1-9999 (`0001-01-01T00:30:00+01:00` is in 1 BC):
+    `parse_timestamp_utc` turns that into null."""
     date_part = s.re_extract(_TS, 1).nullif("")
     time_part = s.re_extract(_TS, 2).nullif("")
     offset = s.re_extract(_TS, 3).nullif("")
@@ -152,12 +163,14 @@ def parse_timestamp_utc(s: ir.StringValue) -> ir.TimestampValue:
     1.5 evaluates the branch for its rows alone). Splitting the table in two instead, as this
     once did, scans the rows twice: 3 s more at ten million rows.
     """
-    return ibis.ifelse(_is_plain_timestamp(s), s.try_cast("timestamp"), _parse_iso_utc(s))
+    ts = ibis.ifelse(_is_plain_timestamp(s), s.try_cast("timestamp"), _parse_iso_utc(s))
+    return ibis.ifelse(ts.between(ibis.literal(_FIRST_TS), ibis.literal(_LAST_TS)), ts, ibis.null("timestamp"))
 
 
 def _parse_date(s: ir.StringValue) -> ir.DateValue:
     """`YYYY-MM-DD`, or the date of an ISO timestamp; else null."""
-    return s.re_extract(_DATE_OR_TS, 1).nullif("").try_cast("date")
+    d = s.re_extract(_DATE_OR_TS, 1).nullif("").try_cast("date")
+    return ibis.ifelse(d.between(ibis.literal(_FIRST_DATE), ibis.literal(_LAST_DATE)), d, ibis.null("date"))
 
 
 def _reasons(checks: list[tuple[ir.BooleanValue, str]]) -> ir.StringValue:
@@ -289,9 +302,9 @@ def check_songs(raw: ir.Table, persist: Persist = _as_is) -> Checked:
 
 
 def check_users(
-    raw: ir.Table, *, run_date: dt.date, min_age: int = 13, max_age: int = 120, persist: Persist = _as_is
+    raw: ir.Table, *, today: dt.date, min_age: int = 13, max_age: int = 120, persist: Persist = _as_is
 ) -> Checked:
-    """SPEC §1 users: user_id, user_age, created_at."""
+    """SPEC §1 users: user_id, user_age, created_at (not after `today`, the processing date)."""
     uid = _integer(raw.user_id)
     age = _integer(raw.user_age)
     created = _parse_date(raw.created_at)
@@ -303,15 +316,16 @@ def check_users(
         (age.isnull(), "user_age is not an integer"),
         (age.notnull() & ~age.between(min_age, max_age), f"user_age out of range [{min_age},{max_age}]"),
         (created.isnull(), "created_at is not a date"),
-        (created.notnull() & (created > ibis.literal(run_date)), "created_at is after the run date"),
+        (created.notnull() & (created > ibis.literal(today)), "created_at is after the processing date"),
     ]
     return _finish(t, raw, USERS, checks, persist)
 
 
 def check_streams(
-    raw: ir.Table, *, songs: ir.Table, users: ir.Table, run_time: dt.datetime, persist: Persist = _as_is
+    raw: ir.Table, *, songs: ir.Table, users: ir.Table, now: dt.datetime, persist: Persist = _as_is
 ) -> Checked:
-    """SPEC §1 streams against the *clean* songs and users (`clean_rows` of their checks).
+    """SPEC §1 streams against the *clean* songs and users (`clean_rows` of their checks); a
+    listen_time may be at most a day after `now`, the processing time.
 
     `persist` (an engine's `materialize`) computes the tables every use of the result shares once.
     """
@@ -324,14 +338,14 @@ def check_streams(
     t = t.left_join(known_users, t[f"{_TYPED}user_id"] == known_users._known_user)
     t = t.left_join(known_tracks, t[f"{_TYPED}track_id"] == known_tracks._known_track)
     uid, track, ts = t[f"{_TYPED}user_id"], t[f"{_TYPED}track_id"], t[f"{_TYPED}listen_time"]
-    latest = ibis.literal(run_time.replace(tzinfo=None) + dt.timedelta(days=1))
+    latest = ibis.literal(now.replace(tzinfo=None) + dt.timedelta(days=1))
     checks: list[tuple[ir.BooleanValue, str]] = [
         (uid.isnull(), "user_id is not an integer"),
         (uid.notnull() & t._known_user.isnull(), "unknown user_id"),
         (track.isnull(), "track_id is empty"),
         (track.notnull() & t._known_track.isnull(), "unknown track_id"),
         (ts.isnull(), "listen_time is not a timestamp"),
-        (ts.notnull() & (ts > latest), "listen_time is more than 1 day after the run time"),
+        (ts.notnull() & (ts > latest), "listen_time is more than 1 day after the processing time"),
     ]
     return _finish(t, raw, STREAMS, checks, persist, helpers=("_known_user", "_known_track"))
 

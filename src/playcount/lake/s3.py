@@ -91,7 +91,7 @@ class S3Storage:
             out.extend(page.get("Contents", []))
         return out
 
-    def list(self, prefix: str) -> list[FileInfo]:
+    def list(self, prefix: str, *, problems: bool = False) -> list[FileInfo]:
         out = []
         for obj in self._objects(prefix):
             key: str = obj["Key"]
@@ -128,6 +128,10 @@ class S3Storage:
 
     def exists(self, path: str) -> bool:
         return self._head(path) is not None
+
+    def signature(self, path: str) -> str:
+        """The fingerprint (ETag + size): an object changes only by a new PUT, which changes it."""
+        return self.fingerprint(path)
 
     def fingerprint(self, path: str) -> str:
         """ETag + size, hashed to a name-safe 32 hex digits (SPEC §5)."""

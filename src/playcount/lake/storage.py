@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from playcount.errors import MissingExtraError, PlaycountError
+from playcount.errors import MissingExtraError, StorageError
 
 if TYPE_CHECKING:
     from playcount.aws import Aws
@@ -21,10 +21,16 @@ __all__ = ["FileInfo", "Storage", "LocalStorage", "open_storage"]
 
 @dataclass(frozen=True)
 class FileInfo:
-    """One object under the root: its relative path, size and content fingerprint."""
+    """One object under the root: its relative path and size."""
 
     path: str
     size: int
+    modified: float | None = None
+    """When it last changed (seconds since the epoch) where that can change under a run (local
+    files); None where an object is complete once listed (S3)."""
+    problem: str | None = None
+    """Why it cannot be read although it is there (a symlink out of the root, or to nothing);
+    listed only with `list(..., problems=True)`."""
 
     @property
     def name(self) -> str:
@@ -44,7 +50,15 @@ class Storage(Protocol):
         """Make `path` writable by the engine (parent folders) and return its uri."""
         ...
 
-    def list(self, prefix: str) -> list[FileInfo]: ...
+    def list(self, prefix: str, *, problems: bool = False) -> list[FileInfo]:
+        """Files under `prefix` (hidden ones left out), sorted by path; with `problems`, also
+        entries that cannot be read (`FileInfo.problem`)."""
+        ...
+
+    def signature(self, path: str) -> str:
+        """A cheap value that changes whenever the file's content does (size, modification
+        time, inode locally; the ETag on S3): what a run re-checks to see a file change under it."""
+        ...
 
     def open(self, path: str) -> IO[bytes]: ...
 
@@ -90,15 +104,49 @@ class LocalStorage:
         p.parent.mkdir(parents=True, exist_ok=True)
         return str(p)
 
-    def list(self, prefix: str) -> list[FileInfo]:
+    def list(self, prefix: str, *, problems: bool = False) -> list[FileInfo]:
+        """Regular files, and symlinks to regular files inside the root. A symlink out of the
+        root, to nothing, or to a folder is never followed (SPEC §5): with `problems` it is listed
+        with what is wrong with it."""
         base = self._p(prefix)
-        if not base.is_dir():
+        if not base.is_dir() or base.is_symlink() and not self._inside(base):
             return []
         out = []
-        for p in sorted(base.rglob("*")):
-            if p.is_file() and not p.name.startswith("."):
-                out.append(FileInfo(p.relative_to(self.path).as_posix(), p.stat().st_size))
-        return out
+        for folder, dirs, files in os.walk(base):  # never into a symlinked folder
+            linked = [d for d in dirs if os.path.islink(os.path.join(folder, d))]
+            for name in sorted([*files, *linked]):
+                if name.startswith("."):
+                    continue
+                p = Path(folder, name)
+                rel = p.relative_to(self.path).as_posix()
+                problem = self._link_problem(p) if p.is_symlink() else None
+                if problem is None and p.is_file():
+                    st = p.stat()
+                    out.append(FileInfo(rel, st.st_size, st.st_mtime))
+                    continue
+                if problem is None and not p.is_dir():
+                    problem = "not a regular file (a pipe, socket or device): never read"
+                if problem is not None and problems:
+                    out.append(FileInfo(rel, 0, None, problem))
+        return sorted(out, key=lambda f: f.path)
+
+    def _inside(self, p: Path) -> bool:
+        return p.resolve().is_relative_to(self.path)
+
+    def _link_problem(self, p: Path) -> str | None:
+        """What stops a symlink from being read, or None when it leads to a file in the root."""
+        target = os.readlink(p)
+        if not p.exists():
+            return f"a symlink to `{target}`, which does not exist"
+        if not self._inside(p):
+            return f"a symlink to `{target}`, outside the lake root: never followed"
+        if not p.is_file():
+            return f"a symlink to `{target}`, which is not a file"
+        return None
+
+    def signature(self, path: str) -> str:
+        st = self._p(path).stat()
+        return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
 
     def open(self, path: str) -> IO[bytes]:
         return self._p(path).open("rb")
@@ -121,11 +169,16 @@ class LocalStorage:
             f.write(data)
 
     def exists(self, path: str) -> bool:
-        return self._p(path).exists()
+        p = self._p(path)
+        return p.exists() or p.is_symlink()  # a dangling symlink is there too (it can be moved)
 
     def fingerprint(self, path: str) -> str:
         h = hashlib.sha256()
-        with self._p(path).open("rb") as f:
+        p = self._p(path)
+        if p.is_symlink() and self._link_problem(p):  # never read: the link itself names it
+            h.update(b"symlink:" + os.readlink(p).encode("utf-8", "surrogateescape"))
+            return h.hexdigest()[:32]
+        with p.open("rb") as f:
             while chunk := f.read(1 << 22):
                 h.update(chunk)
         return h.hexdigest()[:32]
@@ -134,7 +187,7 @@ class LocalStorage:
         s, d = self._p(src), self._p(dst)
         if d.exists():
             if self.fingerprint(src) != self.fingerprint(dst):
-                raise PlaycountError(
+                raise StorageError(
                     f"cannot move `{src}` to `{dst}`: a different file is already there",
                     fix="rename one of them; playcount never overwrites an archived file",
                 )
@@ -145,7 +198,7 @@ class LocalStorage:
 
     def delete(self, path: str) -> None:
         p = self._p(path)
-        if p.is_dir():
+        if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p)
         else:
             p.unlink(missing_ok=True)
