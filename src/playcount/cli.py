@@ -23,6 +23,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from playcount import pipeline
 from playcount.errors import LockedError, MissingExtraError, PlaycountError, SettingsError
@@ -61,18 +62,23 @@ def _emit_json(text: str) -> None:
     sys.stdout.flush()
 
 
+def _cells(*values: object) -> list[Text]:
+    """Table cells as plain text: a file name or value like `x[/z].csv` is never rich markup."""
+    return [Text(str(v)) for v in values]
+
+
 def _settings(config: Path | None, **flags: Any) -> Settings:
     try:
         return load_settings(config, **flags)
     except SettingsError as e:
-        console.print(f"[red]settings error:[/] {e}")
+        console.print(f"[red]settings error:[/] {escape(str(e))}")
         raise typer.Exit(EXIT_USAGE) from e
 
 
 def _progress(quiet: bool) -> pipeline.Progress:
     def show(stage: str, message: str) -> None:
         if not quiet:
-            console.print(f"[dim]{dt.datetime.now():%H:%M:%S}[/] [bold]{stage:<9}[/] {message}")
+            console.print(f"[dim]{dt.datetime.now():%H:%M:%S}[/] [bold]{stage:<9}[/] {escape(message)}")
 
     return show
 
@@ -80,31 +86,35 @@ def _progress(quiet: bool) -> pipeline.Progress:
 def _print_report(report: pipeline.RunReport) -> None:
     colour = {"succeeded": "green", "failed": "red", "nothing_to_do": "yellow"}[report.status]
     reason = f": {report.reason}" if report.reason else ""
-    console.print(f"[bold {colour}]{report.status}[/] run {report.run_id}{reason}")
+    console.print(f"[bold {colour}]{report.status}[/] run {report.run_id}{escape(reason)}")
     if report.files:
         t = Table("dataset", "file", "status", "rows", "clean", "bad", "reason")
         for f in report.files:
-            t.add_row(f.dataset, f.name, f.status, f"{f.rows:,}", f"{f.clean:,}", f"{f.bad:,}", f.reason or "")
+            t.add_row(*_cells(f.dataset, f.name, f.status, f"{f.rows:,}", f"{f.clean:,}", f"{f.bad:,}", f.reason or ""))
         console.print(t)
     if report.kpi_rows:
         console.print("KPI rows: " + ", ".join(f"{k} {n}" for k, n in report.kpi_rows.items()))
     for ds, path in report.bad_rows.items():
-        console.print(f"bad {ds} rows: {path}")
+        console.print(f"bad {ds} rows: {escape(path)}")
 
 
-def _run(settings: Settings, as_json: bool, progress: bool = True) -> pipeline.RunReport:
+def _run(settings: Settings, as_json: bool, progress: bool = True, quiet_when_idle: bool = False) -> pipeline.RunReport:
     try:
         run = pipeline.open_run(settings, progress=_progress(as_json or not progress))
-        report = pipeline.run_pipeline(run)
+        report = pipeline.run_pipeline(run, quiet_when_idle=quiet_when_idle)
     except LockedError as e:
-        console.print(f"[red]locked:[/] {e}")
+        console.print(f"[red]locked:[/] {escape(str(e))}")
         raise typer.Exit(EXIT_ERROR) from e
     except SettingsError as e:
-        console.print(f"[red]settings error:[/] {e}")
+        console.print(f"[red]settings error:[/] {escape(str(e))}")
         raise typer.Exit(EXIT_USAGE) from e
     except MissingExtraError as e:  # e.g. --engine spark without the extra
         console.print(f"[red]missing package:[/] {escape(str(e))}")
         raise typer.Exit(EXIT_USAGE) from e
+    except PlaycountError as e:  # named: its message says what to do
+        again = "\nIt is safe to run again." if e.retryable else ""
+        console.print(f"[red]run failed:[/] {escape(str(e))}{again}")
+        raise typer.Exit(EXIT_ERROR) from e
     except Exception as e:  # noqa: BLE001 - an unexpected failure: report, exit 3
         console.print(f"[red]run failed unexpectedly:[/] {escape(str(e))}\nIt is safe to run again.")
         raise typer.Exit(EXIT_ERROR) from e
@@ -134,8 +144,11 @@ def validate(root: Root = None, config: Config = None, as_json: AsJson = False) 
     try:
         r = pipeline.open_run(settings, progress=_progress(as_json))
         val = pipeline.validate(r, pipeline.discover(r), dry_run=True)
+    except SettingsError as e:
+        console.print(f"[red]settings error:[/] {escape(str(e))}")
+        raise typer.Exit(EXIT_USAGE) from e
     except PlaycountError as e:
-        console.print(f"[red]error:[/] {e}")
+        console.print(f"[red]error:[/] {escape(str(e))}")
         raise typer.Exit(EXIT_ERROR) from e
     if as_json:
         _emit_json(val.model_dump_json(indent=2))
@@ -143,9 +156,9 @@ def validate(root: Root = None, config: Config = None, as_json: AsJson = False) 
         t = Table("dataset", "file", "status", "rows", "bad", "rules failed", "reason")
         for f in val.files:
             rules = ", ".join(f"{k}: {n}" for k, n in f.rules.items())
-            t.add_row(f.dataset, f.name, f.status, f"{f.rows:,}", f"{f.bad:,}", rules, f.reason or "")
+            t.add_row(*_cells(f.dataset, f.name, f.status, f"{f.rows:,}", f"{f.bad:,}", rules, f.reason or ""))
         out.print(t)
-        out.print(f"validation {val.status}" + (f": {val.reason}" if val.reason else ""))
+        out.print(Text(f"validation {val.status}" + (f": {val.reason}" if val.reason else "")))
     raise typer.Exit(EXIT_FAILED if val.status == "failed" else EXIT_OK)
 
 
@@ -161,7 +174,7 @@ _KPI_NAMES = {"genres": "genre_kpis", "top-songs": "top_songs", "top-genres": "t
 def _print_table(rows: pa.Table, title: str) -> None:
     t = Table(*rows.column_names, title=title)
     for r in rows.to_pylist():
-        t.add_row(*[f"{v:,.2f}" if isinstance(v, float) else str(v) for v in r.values()])
+        t.add_row(*_cells(*[f"{v:,.2f}" if isinstance(v, float) else v for v in r.values()]))
     out.print(t)
 
 
@@ -182,17 +195,17 @@ def kpis(
     try:
         day = dt.date.fromisoformat(date) if date else None
     except ValueError as e:
-        console.print(f"[red]--date `{date}` is not a date[/]: use YYYY-MM-DD")
+        console.print(f"[red]--date `{escape(str(date))}` is not a date[/]: use YYYY-MM-DD")
         raise typer.Exit(EXIT_USAGE) from e
     name = _KPI_NAMES[table.value]
     try:
         kpi_store = open_store(settings, open_aws(settings))
         rows = kpi_store.read(name, date=day, genre=genre.lower() if genre else None)
     except SettingsError as e:
-        console.print(f"[red]settings error:[/] {e}")
+        console.print(f"[red]settings error:[/] {escape(str(e))}")
         raise typer.Exit(EXIT_USAGE) from e
     except PlaycountError as e:
-        console.print(f"[red]error:[/] {e}")
+        console.print(f"[red]error:[/] {escape(str(e))}")
         raise typer.Exit(EXIT_ERROR) from e
     if as_json:
         _emit_json(json.dumps(rows.to_pylist(), default=str, indent=2))
@@ -222,20 +235,22 @@ def generate(
     if cover_streams is not None:
         target = out_dir / "raw_data" / "songs" / "songs.csv"
         n = cover(cover_streams, target, seed=seed, extra_songs=songs if songs != 2000 else 0)
-        console.print(f"wrote {n:,} songs covering `{cover_streams}` to {target}")
+        console.print(Text(f"wrote {n:,} songs covering `{cover_streams}` to {target}"))
         return
     try:
         first = dt.date.fromisoformat(start)
     except ValueError as e:
-        console.print(f"[red]--start `{start}` is not a date[/]: use YYYY-MM-DD")
+        console.print(f"[red]--start `{escape(start)}` is not a date[/]: use YYYY-MM-DD")
         raise typer.Exit(EXIT_USAGE) from e
     result = generate_landing_zone(
         out_dir, songs=songs, users=users, streams=streams, files=files, days=days, start=first,
         bad_ratio=bad_ratio, seed=seed,
     )
     console.print(
-        f"wrote {result.songs:,} songs, {result.users:,} users, {result.streams:,} stream events in "
-        f"{len(result.stream_files)} file(s) to {result.out}"
+        Text(
+            f"wrote {result.songs:,} songs, {result.users:,} users, {result.streams:,} stream events in "
+            f"{len(result.stream_files)} file(s) to {result.out}"
+        )
     )
 
 
@@ -248,7 +263,7 @@ def demo(
 
     if not (root / "raw_data").exists():
         generate_landing_zone(root, songs=2000, users=1000, streams=30000, files=3, days=2, bad_ratio=0.02)
-        console.print(f"generated a demo landing zone in {root}/raw_data")
+        console.print(Text(f"generated a demo landing zone in {root}/raw_data"))
     settings = _settings(None, root=str(root))
     report = _run(settings, as_json=False)
     _print_report(report)
@@ -259,7 +274,7 @@ def demo(
         top = store.read("top_songs", date=report.dates[-1])
         _print_table(top.filter(pa.compute.less_equal(top["rank"], 1)), f"top song per genre {report.dates[-1]}")
     if report.status == "nothing_to_do":
-        console.print(f"nothing new in {root}: delete the folder to start the demo again")
+        console.print(Text(f"nothing new in {root}: delete the folder to start the demo again"))
 
 
 @app.command()
@@ -279,15 +294,17 @@ def watch(
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    console.print(f"watching {settings.root} every {interval:g}s (Ctrl-C to stop)")
+    console.print(Text(f"watching {settings.root} every {interval:g}s (Ctrl-C to stop)"))
     while not stop["now"]:
         try:
-            report = _run(settings, as_json=False)
+            report = _run(settings, as_json=False, quiet_when_idle=True)
             if report.status != "nothing_to_do":
                 _print_report(report)
         except typer.Exit as e:
             if e.exit_code == EXIT_USAGE:
                 raise
+        except Exception:  # noqa: BLE001 - printing a report must never end the watch
+            logging.getLogger("playcount").exception("watch: could not show the run's outcome")
         if once:
             break
         deadline = time.monotonic() + interval
@@ -321,7 +338,7 @@ def aws_bootstrap(
             open_aws(settings), bucket=bucket, prefix=prefix, table_prefix=table_prefix, topic=topic
         )
     except Exception as e:  # noqa: BLE001 - AWS errors too: say what failed, exit 3
-        console.print(f"[red]bootstrap failed:[/] {e}")
+        console.print(f"[red]bootstrap failed:[/] {escape(str(e))}")
         raise typer.Exit(EXIT_ERROR) from e
     for what in result.created:
         console.print(f"[green]created[/] {what}")

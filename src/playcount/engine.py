@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import functools
-import glob
 import gzip
 import io
 import itertools
@@ -353,7 +352,9 @@ class DuckDBEngine:
                 f"(FORMAT parquet, PARTITION_BY (_pc_part), OVERWRITE_OR_IGNORE)"
             )
             for i, key in enumerate(keys):
-                files = sorted(glob.glob(os.path.join(tmp, f"_pc_part={i}", "*.parquet")))
+                folder = os.path.join(tmp, f"_pc_part={i}")  # listed, not globbed: the root may hold `[`
+                names = sorted(n for n in os.listdir(folder) if n.endswith(".parquet")) if os.path.isdir(folder) else []
+                files = [os.path.join(folder, n) for n in names]
                 if len(files) == 1:
                     os.replace(files[0], parts[key])
                 else:  # no rows (no file), or split into several: one file, as every part is
@@ -414,7 +415,8 @@ class DuckDBEngine:
                 return None
             if errors:  # rows with two or more extra fields were left out: every line a record
                 self.db.execute(
-                    f"CREATE OR REPLACE TEMP TABLE {t} AS SELECT * FROM read_csv({_sql_str(duckdb_literal(uri))}, {options}, "
+                    f"CREATE OR REPLACE TEMP TABLE {t} AS SELECT * FROM "
+                    f"read_csv({_sql_str(duckdb_literal(uri))}, {options}, "
                     f"strict_mode=false)"
                 )
             records = self.db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # type: ignore[index]

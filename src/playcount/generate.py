@@ -26,6 +26,8 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from playcount.engine import duckdb_literal
+
 __all__ = [
     "FAULT_KINDS",
     "SONG_FAULTS",
@@ -699,7 +701,7 @@ def _stream_track_ids(files: Sequence[Path]) -> list[str]:
                           ignore_errors = true, union_by_name = true)
             WHERE trim(track_id) <> ''
             """,
-            [[str(p) for p in files]],
+            [[duckdb_literal(str(p)) for p in files]],
         )
         return sorted(row[0] for row in rel.fetchall())
     except duckdb.BinderException as exc:

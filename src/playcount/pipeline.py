@@ -864,9 +864,8 @@ def _withdraw(run: Run, val: Validation, changed: list[FileOutcome]) -> None:
             f"`{o.name}` changed after the run read it: what was counted of it is withdrawn, and it is left in the "
             "landing zone for the next run"
         )
-    if names and "streams" in val.bad_rows:
-        if not _drop_bad_rows(run, val.bad_rows["streams"], names):
-            run.storage.delete(val.bad_rows.pop("streams"))
+    if names and "streams" in val.bad_rows and not _drop_bad_rows(run, val.bad_rows["streams"], names):
+        run.storage.delete(val.bad_rows.pop("streams"))
     run.save("validate", val)
     if not names:
         return
@@ -1076,7 +1075,10 @@ def run_pipeline(
             return report
         except Exception as e:
             report.status = "failed"
-            report.reason = f"unexpected error: {e} (safe to re-run)"
+            if isinstance(e, PlaycountError) and not e.retryable:  # its message says what to do first
+                report.reason = str(e)
+            else:
+                report.reason = f"unexpected error: {e} (safe to re-run)"
             log.exception("run %s failed", run.run_id)
             finish(run, report)
             raise

@@ -26,10 +26,12 @@ from pydantic import (
 )
 from pydantic_settings import (
     BaseSettings,
-    SettingsError as PydanticSettingsError,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
+)
+from pydantic_settings import (
+    SettingsError as PydanticSettingsError,
 )
 
 from playcount.errors import SettingsError
@@ -239,7 +241,7 @@ class Settings(BaseSettings):
 
     def store_path(self) -> Path:
         if isinstance(self.store, DuckDBStoreSettings) and self.store.path:
-            return Path(self.store.path)
+            return Path(self.store.path).expanduser()
         return Path(self.root) / "kpis.duckdb"
 
 

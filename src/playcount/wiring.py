@@ -7,6 +7,7 @@ their clients from here (STYLE rule 6).
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from playcount.aws import Aws
 from playcount.errors import SettingsError
@@ -42,6 +43,18 @@ def open_store(settings: Settings, aws: Aws) -> KpiStore:
             f"the lake root `{settings.root}` is on S3, so the DuckDB KPI store needs a local `store.path`",
             fix="set store.path (PLAYCOUNT_STORE__PATH) to a local file, or use --store dynamodb",
         )
+    if s.path:
+        path = Path(s.path).expanduser()
+        if path.is_dir():
+            raise SettingsError(
+                f"store.path `{s.path}` is a folder", fix="name a file in it, e.g. `kpis.duckdb`", key="store.path"
+            )
+        if not path.parent.is_dir():
+            raise SettingsError(
+                f"store.path `{s.path}` is in a folder that does not exist (`{path.parent}`)",
+                fix="create the folder, or correct store.path (PLAYCOUNT_STORE__PATH)",
+                key="store.path",
+            )
     return DuckDBStore(settings.store_path())
 
 

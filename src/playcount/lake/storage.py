@@ -178,6 +178,10 @@ class LocalStorage:
         if p.is_symlink() and self._link_problem(p):  # never read: the link itself names it
             h.update(b"symlink:" + os.readlink(p).encode("utf-8", "surrogateescape"))
             return h.hexdigest()[:32]
+        if not p.is_file():  # a pipe or device: opening it could block forever
+            st = p.stat()
+            h.update(f"special:{st.st_mode}:{st.st_ino}:{st.st_dev}".encode())
+            return h.hexdigest()[:32]
         with p.open("rb") as f:
             while chunk := f.read(1 << 22):
                 h.update(chunk)
