@@ -2,7 +2,7 @@
 
 A bucket configured as `infra/cloudformation.yaml` configures its own (versioning, SSE-S3
 encryption, public access blocked, noncurrent versions expired after 30 days, incomplete uploads
-aborted after 2, requests without TLS denied), the three KPI tables (on-demand, point-in-time
+aborted after 2, requests without TLS denied, unless the endpoint is plain HTTP), the three KPI tables (on-demand, point-in-time
 recovery) and the SNS topic. Whatever exists is kept and brought to that configuration (a
 bucket's other lifecycle rules and policy statements are kept); the result says what was created
 and which settings to use.
@@ -79,6 +79,8 @@ class BootstrapResult:
     topic_arn: str
     created: list[str] = field(default_factory=list)
     existing: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """What was deliberately left out, and why."""
 
     @property
     def root(self) -> str:
@@ -112,7 +114,7 @@ def _code(e: Exception) -> str:
     return str(response.get("Error", {}).get("Code", ""))
 
 
-def _ensure_bucket(s3: Any, bucket: str, region: str, result: BootstrapResult) -> None:
+def _ensure_bucket(s3: Any, bucket: str, region: str, result: BootstrapResult, tls_policy: bool) -> None:
     try:
         s3.head_bucket(Bucket=bucket)
         result.existing.append(f"bucket {bucket}")
@@ -147,7 +149,13 @@ def _ensure_bucket(s3: Any, bucket: str, region: str, result: BootstrapResult) -
         },
     )
     _ensure_lifecycle(s3, bucket)
-    _ensure_tls_policy(s3, bucket, region)
+    if tls_policy:
+        _ensure_tls_policy(s3, bucket, region)
+    else:
+        result.notes.append(
+            f"no deny-without-TLS bucket policy: the S3 endpoint `{s3.meta.endpoint_url}` is plain HTTP "
+            "(an emulator or a local store), which the policy would lock out"
+        )
 
 
 def _ensure_lifecycle(s3: Any, bucket: str) -> None:
@@ -222,15 +230,23 @@ def bootstrap(
     prefix: str = "",
     table_prefix: str = "playcount_",
     topic: str = "playcount-runs",
+    tls_policy: bool | None = None,
 ) -> BootstrapResult:
-    """Create (or bring to the expected configuration) the bucket, the tables and the topic."""
+    """Create (or bring to the expected configuration) the bucket, the tables and the topic.
+
+    `tls_policy`: add the bucket policy statement that denies requests without TLS; by default
+    yes, unless the S3 endpoint itself is plain HTTP (moto, a local S3-compatible store), where
+    it would deny every request.
+    """
     s3 = aws.client("s3")
     region = s3.meta.region_name
+    if tls_policy is None:
+        tls_policy = not str(s3.meta.endpoint_url).startswith("http://")
     result = BootstrapResult(
         bucket=bucket, prefix=prefix.strip("/"), region=region, table_prefix=table_prefix,
         tables={t: f"{table_prefix}{t}" for t in TABLE_KEYS}, topic_arn="",
     )
-    _ensure_bucket(s3, bucket, region, result)
+    _ensure_bucket(s3, bucket, region, result, tls_policy)
     ddb = aws.client("dynamodb")
     for table, name in result.tables.items():
         _ensure_table(ddb, table, name, result)

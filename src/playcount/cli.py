@@ -338,6 +338,8 @@ def aws_bootstrap(
         console.print(f"[green]created[/] {what}")
     for what in result.existing:
         console.print(f"[dim]exists[/]  {what}")
+    for note in result.notes:
+        console.print(f"[yellow]note[/]    {escape(note)}")
     text = result.settings_toml()
     warning = (
         "[yellow]these settings use DynamoDB and SNS:[/] saved as "

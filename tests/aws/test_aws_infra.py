@@ -243,7 +243,7 @@ def test_bootstraps_bucket_expires_old_versions_and_denies_plain_http_as_the_tem
     from playcount.bootstrap import bootstrap
 
     s3 = aws.client("s3")
-    bootstrap(aws, bucket=BUCKET, prefix="lake")
+    bootstrap(aws, bucket=BUCKET, prefix="lake", tls_policy=True)
     rules = _lifecycle(s3)
     assert rules["expire-noncurrent-versions"]["NoncurrentVersionExpiration"] == {"NoncurrentDays": 30}
     assert rules["abort-incomplete-uploads"]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 2}
@@ -274,12 +274,26 @@ def test_bootstraps_bucket_expires_old_versions_and_denies_plain_http_as_the_tem
     owners = {"Sid": "OwnersRead", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
               "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{BUCKET}/*"}
     s3.put_bucket_policy(Bucket=BUCKET, Policy=json.dumps({**policy, "Statement": [owners, *policy["Statement"]]}))
-    again = bootstrap(aws, bucket=BUCKET, prefix="lake")
+    again = bootstrap(aws, bucket=BUCKET, prefix="lake", tls_policy=True)
     assert again.created == [] and f"bucket {BUCKET}" in again.existing
     assert sorted(_lifecycle(s3)) == ["abort-incomplete-uploads", "expire-noncurrent-versions", "owners-tmp"]
     assert [st["Sid"] for st in json.loads(s3.get_bucket_policy(Bucket=BUCKET)["Policy"])["Statement"]] == [
         "OwnersRead", "DenyInsecureTransport",
     ]
+    # and it denies: moto enforces the policy, and this client talks plain HTTP to it
+    with pytest.raises(Exception, match="Forbidden"):
+        s3.put_object(Bucket=BUCKET, Key="lake/x.csv", Body=b"x")
+
+
+def test_bootstrap_over_a_plain_http_endpoint_leaves_the_tls_policy_out_and_says_so(aws: Aws) -> None:
+    code, _, err = cli("aws", "bootstrap", "--bucket", BUCKET, "--prefix", "lake")
+    assert code == 0, err
+    assert "no deny-without-TLS bucket policy: the S3 endpoint `http://127.0.0.1:" in err
+    s3 = aws.client("s3")
+    with pytest.raises(Exception, match="NoSuchBucketPolicy"):
+        s3.get_bucket_policy(Bucket=BUCKET)
+    assert sorted(_lifecycle(s3)) == ["abort-incomplete-uploads", "expire-noncurrent-versions"]
+    s3.put_object(Bucket=BUCKET, Key="lake/x.csv", Body=b"x")  # the lake stays usable
 
 
 def test_bootstrap_never_overwrites_other_settings_and_warns_when_printing(aws: Aws) -> None:
