@@ -2,10 +2,10 @@
 
 A bucket configured as `infra/cloudformation.yaml` configures its own (versioning, SSE-S3
 encryption, public access blocked, noncurrent versions expired after 30 days, incomplete uploads
-aborted after 2, requests without TLS denied, unless the endpoint is plain HTTP), the three KPI tables (on-demand, point-in-time
-recovery) and the SNS topic. Whatever exists is kept and brought to that configuration (a
-bucket's other lifecycle rules and policy statements are kept); the result says what was created
-and which settings to use.
+aborted after 2, requests without TLS denied unless the endpoint is plain HTTP), the three KPI
+tables (on-demand, point-in-time recovery) and the SNS topic. Whatever exists is kept and
+brought to that configuration (a bucket's other lifecycle rules and policy statements are
+kept); the result says what was created and which settings to use.
 
 Those settings point at DynamoDB and SNS, so they go to a file of their own
 (`SETTINGS_FILE`, `playcount.aws.toml`), used only when named (`--config playcount.aws.toml`),

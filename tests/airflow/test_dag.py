@@ -414,7 +414,6 @@ def test_under_the_dag_the_templates_load_job_leaves_finishing_to_the_worker() -
     """The template's load job finishes the run by default (its Glue workflow); the DAG's
     arguments, which Glue lays over the defaults, turn that off: archive and notify are tasks."""
     from cfn_helpers import load_template
-
     from playcount.integrations.airflow import glue_arguments
     from playcount.integrations.glue import job_args
 
