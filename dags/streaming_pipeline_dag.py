@@ -5,7 +5,7 @@ wait_for_stream_files -> run_validation_job -> check_validation_status -> run_tr
 either check, on failure -> notify_failure (SNS, with the reason; the DAG run ends failed).
 
 The callables are in `playcount.integrations.airflow`; the Variables and the connection
-`aws_default` are described in the README ("Orchestrating with Airflow").
+`aws_default` are described in docs/airflow.md.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """AWS Glue job: transform the accepted streams of the run `--run-id` and compute its KPIs.
 
-Arguments and shipping: `playcount.integrations.glue`, README "On Spark / AWS Glue".
+Arguments and shipping: `playcount.integrations.glue`, docs/glue.md.
 """
 
 from playcount.integrations.glue import main, transform_job

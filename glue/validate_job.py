@@ -1,6 +1,7 @@
-"""AWS Glue job: discover and validate the landing zone (the run `--run-id`, or a new one).
+"""AWS Glue job: discover and validate the landing zone (the run `--run-id`, or a new one; in a
+Glue workflow, the new run's id goes into the workflow run's properties for the next jobs).
 
-Arguments and shipping: `playcount.integrations.glue`, README "On Spark / AWS Glue".
+Arguments and shipping: `playcount.integrations.glue`, docs/glue.md.
 """
 
 from playcount.integrations.glue import main, validate_job

@@ -10,7 +10,7 @@ import pytest
 
 from playcount.errors import SettingsError
 from playcount.integrations.glue import job_args
-from playcount.settings import DynamoDBStoreSettings
+from playcount.settings import DynamoDBStoreSettings, SnsNotifySettings
 
 
 @pytest.fixture(autouse=True)
@@ -55,3 +55,18 @@ def test_other_spellings_and_finish_run(tmp_path: Path) -> None:
 def test_bad_arguments_name_what_is_wrong(argv: list[str], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         job_args(["x.py", "--lake-root", "/lake", *argv])
+
+
+def test_a_topic_arn_sends_the_notifications_to_sns() -> None:
+    args = job_args(["x.py", "--lake-root", "/lake", "--topic-arn", "arn:aws:sns:eu-west-1:123456789012:runs"])
+    assert isinstance(args.settings.notify, SnsNotifySettings)
+    assert args.settings.notify.topic_arn == "arn:aws:sns:eu-west-1:123456789012:runs"
+
+
+def test_a_workflow_job_gets_the_workflow_and_its_run() -> None:
+    # what Glue adds to a job that a workflow's trigger started
+    args = job_args(["x.py", "--lake-root", "/lake", "--WORKFLOW_NAME", "playcount-run", "--WORKFLOW_RUN_ID", "wr_1"])
+    assert (args.run_id, args.workflow) == (None, ("playcount-run", "wr_1"))
+    assert job_args(["x.py", "--lake-root", "/lake"]).workflow is None
+    with pytest.raises(SettingsError, match="needs both --WORKFLOW_NAME and --WORKFLOW_RUN_ID, got `playcount-run`"):
+        job_args(["x.py", "--lake-root", "/lake", "--WORKFLOW_NAME", "playcount-run"])

@@ -322,17 +322,28 @@ def aws_bootstrap(
     prefix: Annotated[str, typer.Option("--prefix", help="the lake root's prefix in the bucket")] = "",
     table_prefix: Annotated[str, typer.Option("--table-prefix", help="prefix of the KPI table names")] = "playcount_",
     topic: Annotated[str, typer.Option("--topic", help="SNS topic name")] = "playcount-runs",
+    settings_file: Annotated[
+        str,
+        typer.Option(
+            "--settings-file",
+            help="where to write the settings to use (`-`: print them); not playcount.toml, which "
+            "every command in its folder would read",
+        ),
+    ] = "playcount.aws.toml",
     config: Config = None,
 ) -> None:
-    """Create the bucket, the three KPI tables and the topic if missing; print the settings to use.
+    """Create the bucket, the three KPI tables and the topic if missing; write the settings to use
+    to playcount.aws.toml (used only with `--config playcount.aws.toml`).
 
     Idempotent. Credentials, region and endpoint come from the `aws` settings and the standard
     AWS chain (AWS_PROFILE, AWS_* variables, an instance role).
     """
     from playcount.bootstrap import bootstrap
+    from playcount.settings import CONFIG_FILE
     from playcount.wiring import open_aws
 
     settings = _settings(config)
+    target = None if settings_file == "-" else Path(settings_file)
     try:
         result = bootstrap(
             open_aws(settings), bucket=bucket, prefix=prefix, table_prefix=table_prefix, topic=topic
@@ -344,8 +355,33 @@ def aws_bootstrap(
         console.print(f"[green]created[/] {what}")
     for what in result.existing:
         console.print(f"[dim]exists[/]  {what}")
-    console.print("settings to use (save as playcount.toml):")
-    out.print(result.settings_toml(), markup=False, highlight=False, soft_wrap=True)
+    for note in result.notes:
+        console.print(f"[yellow]note[/]    {escape(note)}")
+    text = result.settings_toml()
+    warning = (
+        "[yellow]these settings use DynamoDB and SNS:[/] saved as "
+        f"{CONFIG_FILE}, they would apply to every playcount command run in its folder"
+    )
+    if target is None:
+        console.print(f"{warning}; save them under another name (e.g. playcount.aws.toml) and pass --config")
+        out.print(text, markup=False, highlight=False, soft_wrap=True)
+        return
+    if target.name == CONFIG_FILE:
+        console.print(f"{warning} (here: {escape(str(target))})")
+    previous = target.read_text(encoding="utf-8") if target.is_file() else None
+    if previous is not None and previous != text:
+        console.print(
+            f"[red]{escape(str(target))} exists with other settings[/]: not overwritten; the settings "
+            "for these resources follow. Remove the file, or pass --settings-file with another name"
+        )
+        out.print(text, markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_USAGE)
+    if previous is None:
+        target.write_text(text, encoding="utf-8")
+    console.print(
+        f"settings {'written to' if previous is None else 'unchanged in'} {escape(str(target))}; "
+        f"use them with: playcount run --config {escape(str(target))}"
+    )
 
 
 def main() -> None:

@@ -309,7 +309,7 @@ def test_glue_mode_starts_the_named_jobs_with_the_run_id_and_the_lake(
     assert started == {
         JOBS["validate"]: [common],
         JOBS["transform"]: [common],
-        JOBS["load"]: [common | {"--table-prefix": TABLE_PREFIX}],
+        JOBS["load"]: [common | {"--table-prefix": TABLE_PREFIX, "--finish-run": "false"}],
     }
     assert [job for job, _ in stand_in.runs] == list(JOBS.values())  # in the DAG's order
     # the operators hand on the playcount run id; the Glue job run ids are their own XComs
@@ -408,3 +408,18 @@ def test_a_run_reopened_by_id_keeps_the_date_of_its_start() -> None:
 
     assert str(run_started_at("20240627T231500Z-abc123")) == "2024-06-27 23:15:00"
     assert run_started_at("custom-id") is None
+
+
+def test_under_the_dag_the_templates_load_job_leaves_finishing_to_the_worker() -> None:
+    """The template's load job finishes the run by default (its Glue workflow); the DAG's
+    arguments, which Glue lays over the defaults, turn that off: archive and notify are tasks."""
+    from cfn_helpers import load_template
+    from playcount.integrations.airflow import glue_arguments
+    from playcount.integrations.glue import job_args
+
+    defaults = load_template()["Resources"]["LoadJob"]["Properties"]["DefaultArguments"]
+    settings = load_settings(root="s3://lake/prefix", store={"type": "dynamodb", "table_prefix": "prod_"})
+    given = {k: v for k, v in defaults.items() if isinstance(v, str)} | glue_arguments(settings, "r1", "load", {})
+    args = job_args(["load_to_dynamodb.py", *(part for item in given.items() for part in item)])
+    assert (args.run_id, args.finish_run, args.settings.root) == ("r1", False, "s3://lake/prefix")
+    assert job_args(["load_to_dynamodb.py", "--finish-run", defaults["--finish-run"]]).finish_run

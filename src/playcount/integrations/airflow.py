@@ -92,6 +92,8 @@ VALIDATION_TASK = "run_validation_job"
 TRANSFORM_TASK = "run_transform_job"
 LOAD_TASK = "load_to_dynamodb"
 NOTIFY_FAILURE_TASK = "notify_failure"
+GLUE_LINK_XCOM = "glue_job_run_details"
+"""The XCom of the Glue job run's console link (`GlueJobRunDetailsLink.key`)."""
 
 Step = Literal["validate", "transform", "load"]
 STEP_STAGES: dict[str, tuple[str, ...]] = {
@@ -298,11 +300,14 @@ def glue_arguments(settings: Settings, run_id: str, step: str, extra: dict[str, 
     """The arguments each Glue job gets: the run to work on and where its lake is.
 
     Every job reopens the run by `--run-id` and runs its stages (`STEP_STAGES`); `--playcount-settings`
-    (JSON) carries any further settings from the Variable PLAYCOUNT_SETTINGS.
+    (JSON) carries any further settings from the Variable PLAYCOUNT_SETTINGS. The load gets
+    `--finish-run false`: the template's load job finishes the run by default (for its Glue
+    workflow), while here `archive_streamed_data` and `notify_*` do.
     """
     args = {"--lake-root": settings.root, "--run-id": run_id, "--streams-prefix": settings.streams_prefix}
     if step == "load":
         args["--table-prefix"] = getattr(settings.store, "table_prefix", "")
+        args["--finish-run"] = "false"
     if extra:
         args["--playcount-settings"] = json.dumps(extra, sort_keys=True)
     return args
@@ -370,6 +375,9 @@ class PlaycountJobOperator(GlueJobOperator):
         else:
             self.log.info("run %s: %s in the worker", run_id, " + ".join(STEP_STAGES[self.step]))
             run_step_locally(config, run_id, self.step, self.task_id)
+            # no Glue job run, so no console link: an empty one, or the link Airflow computes
+            # after the task would look for this XCom and log "XCom not found" as an error
+            context["ti"].xcom_push(key=GLUE_LINK_XCOM, value={})
         return run_id
 
 

@@ -10,6 +10,14 @@ The jobs hand on nothing but the run id: every stage result is in the lake under
 `_playcount/staging/<run-id>/`. Each job takes the SparkSession it runs in (Glue's), runs the
 pure code on the Spark engine, and holds the root's run lock while it works.
 
+The run id travels in one of two ways:
+
+- as `--run-id` (the Airflow DAG, spark-submit by hand);
+- in a Glue workflow run (`infra/cloudformation.yaml`, `RunWorkflow`): Glue gives each job of a
+  workflow `--WORKFLOW_NAME` and `--WORKFLOW_RUN_ID`. The validate job starts a new run and puts
+  its id into the workflow run's properties as `playcount_run_id` (before any work, so a retried
+  job reopens the same run); the transform and load jobs read it from there.
+
 Job arguments (those the Airflow DAG passes, `integrations.airflow.glue_arguments`):
 
 | argument | |
@@ -18,13 +26,16 @@ Job arguments (those the Airflow DAG passes, `integrations.airflow.glue_argument
 | `--run-id` | the run; the validate job starts a new one when it is absent |
 | `--streams-prefix` | setting `streams_prefix` |
 | `--table-prefix` | the KPI store is DynamoDB, tables with this prefix |
+| `--topic-arn` | notifications go to this SNS topic (setting `notify.topic_arn`) |
+| `--WORKFLOW_NAME`, `--WORKFLOW_RUN_ID` | given by Glue in a workflow: the run id is its `playcount_run_id` |
 | `--playcount-settings` | further settings, a JSON object (`{"run_date": "2024-06-25"}`) |
 | `--config` | a `playcount.toml` on the driver |
 | `--finish-run` | load job: `true` also archives, marks the files done, reports and notifies |
 
-Leave `--finish-run` out when an orchestrator finishes the run (the Airflow DAG's
-`archive_streamed_data` and `notify_*` tasks); pass `true` when the three jobs are the whole run
-(a Glue workflow, Step Functions, spark-submit by hand).
+Pass `--finish-run false` when an orchestrator finishes the run (the Airflow DAG's
+`archive_streamed_data` and `notify_*` tasks do); `true` when the three jobs are the whole run
+(the template's Glue workflow: its load job has `--finish-run true` among its default
+arguments, spark-submit by hand).
 
 `getResolvedOptions` reads them when `awsglue` is importable (on Glue), argparse otherwise, so
 the scripts run unchanged on a local Spark.
@@ -41,10 +52,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from playcount import pipeline
+from playcount.aws import Aws
 from playcount.errors import PlaycountError, SettingsError
 from playcount.settings import Settings, load_settings
+from playcount.wiring import open_aws
 
-__all__ = ["JobArgs", "job_args", "job_session", "validate_job", "transform_job", "load_job", "main"]
+__all__ = [
+    "RUN_ID_PROPERTY", "JobArgs", "job_args", "workflow_run_id", "job_session", "validate_job", "transform_job",
+    "load_job", "main",
+]
 
 log = logging.getLogger("playcount.glue")
 
@@ -57,7 +73,13 @@ _OPTIONS: dict[str, tuple[str, ...]] = {
     "playcount-settings": ("playcount_settings",),
     "config": (),
     "finish-run": ("finish_run",),
+    "topic-arn": ("topic_arn",),
+    "WORKFLOW_NAME": (),
+    "WORKFLOW_RUN_ID": (),
 }
+
+RUN_ID_PROPERTY = "playcount_run_id"
+"""The workflow run property that carries the playcount run id from job to job."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +89,8 @@ class JobArgs:
     run_id: str | None
     settings: Settings
     finish_run: bool
+    workflow: tuple[str, str] | None = None
+    """(`--WORKFLOW_NAME`, `--WORKFLOW_RUN_ID`) when Glue runs the job in a workflow."""
 
 
 def _given(argv: Sequence[str]) -> dict[str, str]:
@@ -106,10 +130,44 @@ def job_args(argv: Sequence[str] | None = None) -> JobArgs:
         flags["streams_prefix"] = given["streams-prefix"]
     if "table-prefix" in given:
         flags["store"] = {**flags.get("store", {}), "type": "dynamodb", "table_prefix": given["table-prefix"]}
+    if "topic-arn" in given:
+        flags["notify"] = {"type": "sns", "topic_arn": given["topic-arn"]}
     finish = given.get("finish-run", "false").strip().lower()
     if finish not in ("true", "false"):
         raise SettingsError(f"--finish-run `{finish}` is not true or false", fix="pass --finish-run true or false")
-    return JobArgs(given.get("run-id"), load_settings(given.get("config"), **flags), finish == "true")
+    workflow = None
+    if "WORKFLOW_NAME" in given or "WORKFLOW_RUN_ID" in given:
+        if not (given.get("WORKFLOW_NAME") and given.get("WORKFLOW_RUN_ID")):
+            raise SettingsError(
+                f"a Glue workflow job needs both --WORKFLOW_NAME and --WORKFLOW_RUN_ID, got "
+                f"`{given.get('WORKFLOW_NAME', '')}` and `{given.get('WORKFLOW_RUN_ID', '')}`",
+                fix="start the job from its workflow (aws glue start-workflow-run), not on its own",
+            )
+        workflow = (given["WORKFLOW_NAME"], given["WORKFLOW_RUN_ID"])
+    settings = load_settings(given.get("config"), **flags)
+    return JobArgs(given.get("run-id"), settings, finish == "true", workflow)
+
+
+def workflow_run_id(glue: Any, workflow: tuple[str, str]) -> str | None:
+    """The playcount run id in the properties of a Glue workflow run, if one is there yet."""
+    name, run = workflow
+    properties = glue.get_workflow_run_properties(Name=name, RunId=run).get("RunProperties") or {}
+    value = properties.get(RUN_ID_PROPERTY)
+    return str(value) if value else None
+
+
+def _resolve_run_id(step: str, args: JobArgs, aws: Aws) -> str | None:
+    """The run this job works on: `--run-id`, else the workflow run's; None: validate starts one."""
+    if args.run_id is not None or args.workflow is None:
+        return args.run_id
+    run_id = workflow_run_id(aws.client("glue"), args.workflow)
+    if run_id is None and step != "validate":
+        name, run = args.workflow
+        raise SettingsError(
+            f"the {step} job's workflow run `{run}` of `{name}` has no `{RUN_ID_PROPERTY}` property",
+            fix="the validate job sets it: start the workflow from its start trigger, with the validate job first",
+        )
+    return run_id
 
 
 def job_session() -> Any:
@@ -131,16 +189,27 @@ def _run_job(
     from playcount.engines.spark import SparkEngine
 
     args = job_args(argv)
-    if args.run_id is None and step != "validate":
-        raise SettingsError(f"the {step} job needs --run-id", fix="pass the run id the validate job started")
+    aws = open_aws(args.settings)
+    run_id = _resolve_run_id(step, args, aws)
+    if run_id is None and step != "validate":
+        raise SettingsError(
+            f"the {step} job needs --run-id", fix="pass the run id the validate job started, or run it in the workflow"
+        )
     engine = SparkEngine(session if session is not None else job_session())
     try:
         run = pipeline.open_run(
             args.settings,
-            run_id=args.run_id,
+            run_id=run_id,
             engine=engine,
+            aws=aws,
             progress=lambda stage, message: log.info("%s: %s", stage, message),
         )
+        if args.workflow is not None and run_id is None:  # hand the new run on, before any work
+            name, workflow_run = args.workflow
+            aws.client("glue").put_workflow_run_properties(
+                Name=name, RunId=workflow_run, RunProperties={RUN_ID_PROPERTY: run.run_id}
+            )
+            log.info("run %s: put into the workflow run %s of %s", run.run_id, workflow_run, name)
         log.info("run %s: %s job on %s", run.run_id, step, run.storage.root)
         with run.storage.lock(run.layout.lock, run.run_id):
             work(run, args)
