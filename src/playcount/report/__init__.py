@@ -28,6 +28,7 @@ __all__ = [
     "render_run",
     "write_report",
     "write_report_safely",
+    "write_record",
     "history",
     "load_record",
     "report_path",
@@ -47,12 +48,17 @@ def write_report(storage: Storage, store: KpiStore | None, report_json: bytes, *
     """Draw the page of the run whose JSON report is `report_json`; write it to the lake, and to
     `latest.html` when `latest` (default: when the run found work, so that idle `watch` polls
     never hide the last run that did something). Returns the page's location (`storage.uri`)."""
-    started = time.perf_counter()
     record = RunRecord.model_validate_json(report_json)
+    return write_record(storage, store, record, latest=record.status != "nothing_to_do" if latest is None else latest)
+
+
+def write_record(storage: Storage, store: KpiStore | None, record: RunRecord, *, latest: bool) -> str:
+    """Draw run `record`'s page, write it (and `latest.html` when `latest`); return its location."""
+    started = time.perf_counter()
     page = render_run(record, storage, store).encode("utf-8")
     path = report_path(record.run_id)
     storage.write_bytes(path, page)
-    if latest if latest is not None else record.status != "nothing_to_do":
+    if latest:
         storage.write_bytes(LATEST, page)
     log.debug("run %s: report page in %.2fs", record.run_id, time.perf_counter() - started)
     return storage.uri(path)
