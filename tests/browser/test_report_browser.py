@@ -64,7 +64,8 @@ def _open(browser: Any, root: Path, report: dict[str, Any]) -> Opened:
                  f.querySelectorAll('g.mark-rect.role-mark > path, g.mark-symbol.role-mark > path').length]))"""
         ),
         rows_attr={k: int(v) for k, v in page.evaluate(
-            "Object.fromEntries([...document.querySelectorAll('figure[data-chart]')].map(f => [f.dataset.chart, f.dataset.rows]))"
+            "Object.fromEntries([...document.querySelectorAll('figure[data-chart]')]"
+            ".map(f => [f.dataset.chart, f.dataset.rows]))"
         ).items()},
         requests=[u for u in requests if u != url],
         errors=errors,

@@ -140,8 +140,8 @@ def _sample(s: Sample) -> str:
     ]
     shown = f"first {len(s.rows)} of {_n(s.total)}"
     return (
-        f'<details class="sample"><summary><strong>{_e(s.dataset)}: {_e(s.rule)}</strong> <span class="note">({shown})</span>'
-        f'</summary>{_table(head, rows, "sample")}</details>'
+        f'<details class="sample"><summary><strong>{_e(s.dataset)}: {_e(s.rule)}</strong> '
+        f'<span class="note">({shown})</span></summary>{_table(head, rows, "sample")}</details>'
     )
 
 
@@ -193,7 +193,9 @@ def _stages(d: ReportData) -> str:
         return '<section id="stages"><h2>Stages</h2><p class="note">No stage timings.</p></section>'
     chart = _figure("stages", len(d.stages), lambda: charts.stages_chart(d.stages))
     rows = [[_td(s.stage), f'<td class="n">{s.seconds:.3f}</td>'] for s in d.stages]
-    note = '<p class="note">The finish stage (ledger, this page, the notification) is timed after the page is drawn.</p>'
+    note = (
+        '<p class="note">The finish stage (ledger, this page, the notification) is timed after the page is drawn.</p>'
+    )
     return f'<section id="stages"><h2>Stages</h2>{chart}{_table(["stage", "seconds"], rows, "stages")}{note}</section>'
 
 
