@@ -77,21 +77,26 @@ def test_stage_bars_keep_the_run_order() -> None:
 def _bad_rows_csv(root: Path, run: RunRecord) -> LocalStorage:
     path = root / run.bad_rows["streams"]
     path.parent.mkdir(parents=True)
-    lines = ["user_id,track_id,listen_time,_source_file,_line,_reasons"]
-    lines += [f"9{i},T1,2024-06-25 10:00:00,a.csv,{i + 2},unknown user_id" for i in range(7)]
-    lines.insert(3, "1,<script>x</script>,2024-06-25,a.csv,99,unknown user_id; unknown track_id")
-    lines.append("2," + "y" * 500 + ",2024-06-25,a.csv,100,unknown track_id")
+    lines = ["user_id,track_id,listen_time,_raw,_source_file,_line,_reasons"]
+    lines += [f"9{i},T1,2024-06-25 10:00:00,,a.csv,{i + 2},unknown user_id" for i in range(7)]
+    lines.insert(3, "1,<script>x</script>,2024-06-25,,a.csv,99,unknown user_id; unknown track_id")
+    lines.append("2," + "y" * 500 + ",2024-06-25,,a.csv,100,unknown track_id")
+    lines.append(',,,"1,T1",a.csv,101,"malformed row (expected 3 fields, found 2)"')
     path.write_text("\n".join(lines) + "\n")
     return LocalStorage(root)
 
 
 def test_samples_are_the_first_rows_of_each_rule_of_the_accepted_files(tmp_path: Path) -> None:
-    run = _run(files=[f.model_copy(update={"rules": {"unknown user_id": 8, "unknown track_id": 2}})
+    rules = {"unknown user_id": 8, "unknown track_id": 2, "malformed row": 1}
+    run = _run(files=[f.model_copy(update={"rules": rules})
                       if f.name == "a.csv" else f for f in _run().files])
     out = data.samples(run, _bad_rows_csv(tmp_path, run), n=5)
-    assert [(s.rule, s.total, len(s.rows)) for s in out] == [("unknown user_id", 8, 5), ("unknown track_id", 2, 2)]
-    user, track = out
-    assert user.columns == ["user_id", "track_id", "listen_time"]
+    assert [(s.rule, s.total, len(s.rows)) for s in out] == [
+        ("unknown user_id", 8, 5), ("unknown track_id", 2, 2), ("malformed row", 1, 1),
+    ]
+    user, track, malformed = out
+    assert user.columns == ["user_id", "track_id", "listen_time", "_raw"]
+    assert (malformed.rows[0]["_line"], malformed.rows[0]["_raw"]) == ("101", "1,T1")
     # file order: lines 2, 3, then the line-99 row with both reasons, then 4, 5
     assert [r["_line"] for r in user.rows] == ["2", "3", "99", "4", "5"]
     assert [r["_line"] for r in track.rows] == ["99", "100"]

@@ -73,10 +73,10 @@ def trend_chart(k: Kpis) -> dict[str, Any]:
         alt.Chart(_data(k.trend), width=WIDTH, title="top genres, last dates in the store")
         .mark_line(point=True)
         .encode(
-            x=alt.X("date:T", title=None, axis=alt.Axis(format="%Y-%m-%d", labelAngle=-30)),
+            x=alt.X("date:O", title=None, axis=alt.Axis(labelAngle=-30)),
             y=alt.Y("total_streams:Q", title="streams"),
             color=alt.Color("genre:N", title="genre"),
-            tooltip=["date:T", "genre:N", "total_streams:Q"],
+            tooltip=["date:O", "genre:N", "total_streams:Q"],
         )
     )
     return dict(chart.to_dict())

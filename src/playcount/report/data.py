@@ -211,7 +211,9 @@ def samples(r: RunRecord, storage: Storage, n: int = SAMPLE_ROWS) -> list[Sample
             for i, row in enumerate(_csv_rows(storage, path)):
                 if not columns:
                     columns = [c for c in row if c not in META]
-                for rule in (row.get("_reasons") or "").split("; "):
+                for reason in (row.get("_reasons") or "").split("; "):
+                    # a reason may detail its rule: `malformed row (expected 3 fields, found 2)`
+                    rule = reason if reason in found else reason.split(" (", 1)[0]
                     if rule in found and len(found[rule]) < wanted[rule]:
                         found[rule].append({k: _cut(v) for k, v in row.items() if k is not None})
                 if i >= _SCAN_ROWS or all(len(found[k]) >= w for k, w in wanted.items()):
