@@ -125,3 +125,24 @@ def test_kpis_as_csv_and_tables_that_fit_80_columns(tmp_path: Path) -> None:
         assert ("4OAiYwa27jSuQl6wo5x7es" in body[0]) is want_id and ("track id" in dropped) is not want_id
         assert "[red]Markup" in body[0] or "[red]Mark" in body[0]  # markup printed as text
         assert "date 2024-06-25" in lines[0]  # one date: in the title, not a column
+
+
+def test_progress_is_timestamped_lines_off_a_terminal_and_a_live_display_on_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import re
+
+    from playcount import cli as cli_module
+
+    root = tiny_lake(tmp_path, STREAMS)
+    code, _, err = cli("run", "--root", str(root))
+    assert code == 0
+    assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ validate streams: 10 rows in [\d.]+s \([\d,]+ rows/s\)", err)
+    assert "report: " in err
+    # on a terminal: the live display (stages done of all) as well as the lines above it
+    screen = io.StringIO()
+    monkeypatch.setattr(cli_module, "console", Console(file=screen, force_terminal=True, width=120))
+    write(root / "raw_data/streams/b.csv", "user_id,track_id,listen_time\n2,T3,2024-06-27 10:00:00\n")
+    code, _, _ = cli("run", "--root", str(root))
+    shown = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", screen.getvalue())
+    assert code == 0 and "/7 stages" in shown and "archive   1 file(s) archived" in shown
