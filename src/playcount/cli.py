@@ -7,6 +7,7 @@ Exit codes: 0 success (also `nothing_to_do`, and runs where some files were reje
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import json
 import logging
@@ -15,18 +16,22 @@ import sys
 import time
 from enum import StrEnum
 from pathlib import Path
-from types import FrameType
+from types import FrameType, TracebackType
 from typing import Annotated, Any
 
 import pyarrow as pa
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as LiveProgress
 from rich.table import Table
 from rich.text import Text
 
 from playcount import pipeline
 from playcount.errors import LockedError, MissingExtraError, PlaycountError, SettingsError
+from playcount.report import report_path
+from playcount.report.tables import KPI_COLUMNS, RUNS_COLUMNS, Col, fit_table
 from playcount.settings import Settings, load_settings
 
 __all__ = ["app", "main"]
@@ -75,12 +80,65 @@ def _settings(config: Path | None, **flags: Any) -> Settings:
         raise typer.Exit(EXIT_USAGE) from e
 
 
-def _progress(quiet: bool) -> pipeline.Progress:
-    def show(stage: str, message: str) -> None:
-        if not quiet:
-            console.print(f"[dim]{dt.datetime.now():%H:%M:%S}[/] [bold]{stage:<9}[/] {escape(message)}")
+class _Progress:
+    """What a run shows while it runs, on stderr: on a terminal a live display (the stage, stages
+    done of all, the stage's last message, e.g. rows per second, and the time elapsed) above
+    which each message stays as a line; elsewhere (Airflow logs, CI) plain timestamped lines.
+    Quiet (`--json`): nothing."""
 
-    return show
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.live: LiveProgress | None = None
+        self.task: TaskID | None = None
+        self.seen: set[str] = set()
+
+    def __enter__(self) -> _Progress:
+        if not self.quiet and console.is_terminal:
+            self.live = LiveProgress(
+                SpinnerColumn(), TextColumn("[bold]{task.fields[stage]:<9}"), BarColumn(bar_width=20),
+                MofNCompleteColumn(), TextColumn("stages"), TimeElapsedColumn(), TextColumn("{task.fields[message]}"),
+                console=console, transient=True,
+            )
+            self.live.start()
+            self.task = self.live.add_task("run", total=len(pipeline.STAGES), stage="", message="")
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+
+    def __call__(self, stage: str, message: str) -> None:
+        if self.quiet:
+            return
+        if self.live is not None and self.task is not None:
+            self.seen.add(stage)
+            done = len(self.seen) - 1 if message == "started" else len(self.seen)
+            self.live.update(self.task, completed=done, stage=stage, message=message)
+            console.print(Text.assemble((f"{dt.datetime.now():%H:%M:%S} ", "dim"), (f"{stage:<9} ", "bold"), message))
+        else:
+            stamp = f"{dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ}"
+            console.print(f"{stamp} {stage:<9} {message}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _progress(quiet: bool) -> pipeline.Progress:
+    """Timestamped progress lines (commands that run a stage or two, not a whole run)."""
+    return _Progress(quiet)
+
+
+def _fitted(rows: list[dict[str, Any]], cols: list[Col], title: str, to: Console | None = None) -> None:
+    """A table of `rows` that fits the console's width; says which columns it left out."""
+    target = to or out
+    table, dropped = fit_table(rows, cols, target.width, title)
+    target.print(table)
+    if dropped:
+        console.print(f"[dim]left out for the width: {escape(', '.join(dropped))} (--json or --csv has all)[/]")
+
+
+def _report_line(run: pipeline.Run, run_id: str) -> str | None:
+    """Where run `run_id`'s HTML page is, if it was written."""
+    path = report_path(run_id)
+    return run.storage.uri(path) if run.storage.exists(path) else None
 
 
 def _print_report(report: pipeline.RunReport) -> None:
@@ -98,10 +156,13 @@ def _print_report(report: pipeline.RunReport) -> None:
         console.print(f"bad {ds} rows: {escape(path)}")
 
 
-def _run(settings: Settings, as_json: bool, progress: bool = True, quiet_when_idle: bool = False) -> pipeline.RunReport:
+def _run(
+    settings: Settings, as_json: bool, progress: bool = True, quiet_when_idle: bool = False
+) -> tuple[pipeline.RunReport, pipeline.Run]:
     try:
-        run = pipeline.open_run(settings, progress=_progress(as_json or not progress))
-        report = pipeline.run_pipeline(run, quiet_when_idle=quiet_when_idle)
+        with _Progress(as_json or not progress) as show:
+            run = pipeline.open_run(settings, progress=show)
+            report = pipeline.run_pipeline(run, quiet_when_idle=quiet_when_idle)
     except LockedError as e:
         console.print(f"[red]locked:[/] {escape(str(e))}")
         raise typer.Exit(EXIT_ERROR) from e
@@ -118,7 +179,7 @@ def _run(settings: Settings, as_json: bool, progress: bool = True, quiet_when_id
     except Exception as e:  # noqa: BLE001 - an unexpected failure: report, exit 3
         console.print(f"[red]run failed unexpectedly:[/] {escape(str(e))}\nIt is safe to run again.")
         raise typer.Exit(EXIT_ERROR) from e
-    return report
+    return report, run
 
 
 @app.command()
@@ -127,13 +188,16 @@ def run(
     engine: EngineFlag = None,
 ) -> None:
     """Run the whole pipeline once over the lake root."""
-    report = _run(
+    report, opened = _run(
         _settings(config, root=root, store=_typed(store), notify=_typed(notify), engine=engine), as_json
     )
     if as_json:
         _emit_json(report.model_dump_json(indent=2))
     else:
         _print_report(report)
+        page = _report_line(opened, report.run_id)
+        if page:
+            console.print(Text(f"report: {page}"), soft_wrap=True)
     raise typer.Exit(EXIT_FAILED if report.status == "failed" else EXIT_OK)
 
 
@@ -171,11 +235,18 @@ class KpiTable(StrEnum):
 _KPI_NAMES = {"genres": "genre_kpis", "top-songs": "top_songs", "top-genres": "top_genres"}
 
 
-def _print_table(rows: pa.Table, title: str) -> None:
-    t = Table(*rows.column_names, title=title)
+def _print_table(rows: pa.Table, table: str, title: str | None = None) -> None:
+    """KPI table `table`'s rows, fitted to the terminal's width."""
+    _fitted(rows.to_pylist(), KPI_COLUMNS[table], title or table)
+
+
+def _emit_csv(rows: pa.Table) -> None:
+    """Machine output: the rows as CSV (RFC 4180) on stdout, every column."""
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(rows.column_names)
     for r in rows.to_pylist():
-        t.add_row(*_cells(*[f"{v:,.2f}" if isinstance(v, float) else v for v in r.values()]))
-    out.print(t)
+        writer.writerow("" if v is None else v.isoformat() if isinstance(v, dt.date) else v for v in r.values())
+    sys.stdout.flush()
 
 
 @app.command()
@@ -186,9 +257,10 @@ def kpis(
     date: Annotated[str | None, typer.Option("--date", help="YYYY-MM-DD")] = None,
     genre: Annotated[str | None, typer.Option("--genre")] = None,
     as_json: AsJson = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="print the rows as CSV on stdout")] = False,
     store: Store = None,
 ) -> None:
-    """Read a KPI table from the KPI store."""
+    """Read a KPI table from the KPI store (a table that fits the terminal, or --json / --csv)."""
     from playcount.wiring import open_aws, open_store
 
     settings = _settings(config, root=root, store=_typed(store))
@@ -209,6 +281,8 @@ def kpis(
         raise typer.Exit(EXIT_ERROR) from e
     if as_json:
         _emit_json(json.dumps(rows.to_pylist(), default=str, indent=2))
+    elif as_csv:
+        _emit_csv(rows)
     else:
         _print_table(rows, name)
 
@@ -265,16 +339,18 @@ def demo(
         generate_landing_zone(root, songs=2000, users=1000, streams=30000, files=3, days=2, bad_ratio=0.02)
         console.print(Text(f"generated a demo landing zone in {root}/raw_data"))
     settings = _settings(None, root=str(root))
-    report = _run(settings, as_json=False)
+    report, opened = _run(settings, as_json=False)
     _print_report(report)
-    store = pipeline.open_run(settings).store
+    store = opened.store
     for d in report.dates:
-        _print_table(store.read("top_genres", date=d), f"top genres {d}")
+        _print_table(store.read("top_genres", date=d), "top_genres", "top genres")
     if report.dates:
         top = store.read("top_songs", date=report.dates[-1])
-        _print_table(top.filter(pa.compute.less_equal(top["rank"], 1)), f"top song per genre {report.dates[-1]}")
+        _print_table(top.filter(pa.compute.less_equal(top["rank"], 1)), "top_songs", "top song per genre")
     if report.status == "nothing_to_do":
         console.print(Text(f"nothing new in {root}: delete the folder to start the demo again"))
+    page = _report_line(opened, report.run_id)
+    out.print(Text(f"report: {page}" if page else "report: not written (see the log above)"), soft_wrap=True)
 
 
 @app.command()
@@ -297,9 +373,12 @@ def watch(
     console.print(Text(f"watching {settings.root} every {interval:g}s (Ctrl-C to stop)"))
     while not stop["now"]:
         try:
-            report = _run(settings, as_json=False, quiet_when_idle=True)
+            report, opened = _run(settings, as_json=False, quiet_when_idle=True)
             if report.status != "nothing_to_do":
                 _print_report(report)
+                page = _report_line(opened, report.run_id)
+                if page:
+                    console.print(Text(f"report: {page}"), soft_wrap=True)
         except typer.Exit as e:
             if e.exit_code == EXIT_USAGE:
                 raise
@@ -310,6 +389,82 @@ def watch(
         deadline = time.monotonic() + interval
         while not stop["now"] and time.monotonic() < deadline:
             time.sleep(min(0.2, interval))
+
+
+RunId = Annotated[str | None, typer.Option("--run", help="run id (default: the newest run; see `playcount runs`)")]
+
+
+def _lake(settings: Settings) -> Any:
+    from playcount.lake import open_storage
+    from playcount.wiring import open_aws
+
+    return open_storage(settings.root, aws=open_aws(settings))
+
+
+@app.command("report")
+def report_page(
+    root: Root = None,
+    config: Config = None,
+    run_id: RunId = None,
+    out_file: Annotated[Path | None, typer.Option("--out", help="write the page to this file, not the lake")] = None,
+    store: Store = None,
+) -> None:
+    """Draw a run's HTML report again (KPIs as the store holds them now); print where it is.
+
+    Without --out the page goes to `_playcount/reports/<run-id>.html` in the lake (local or S3).
+    """
+    from playcount import report as rp
+    from playcount.wiring import open_aws, open_store
+
+    settings = _settings(config, root=root, store=_typed(store))
+    try:
+        lake = _lake(settings)
+        record = rp.load_record(lake, run_id)
+        try:
+            kpi_store = open_store(settings, open_aws(settings))
+        except PlaycountError as e:  # the page still shows the run; its KPI section says why not
+            console.print(f"[yellow]no KPI store:[/] {escape(str(e))}")
+            kpi_store = None
+        if out_file is not None:
+            out_file.write_text(rp.render_run(record, lake, kpi_store), encoding="utf-8")
+            where = str(out_file)
+        else:
+            where = rp.write_record(lake, kpi_store, record, latest=run_id is None and record.status != "nothing_to_do")
+    except SettingsError as e:
+        console.print(f"[red]settings error:[/] {e}")
+        raise typer.Exit(EXIT_USAGE) from e
+    except PlaycountError as e:
+        console.print(f"[red]error:[/] {escape(str(e))}")
+        raise typer.Exit(EXIT_ERROR) from e
+    out.print(Text(where), soft_wrap=True)
+
+
+@app.command()
+def runs(
+    root: Root = None,
+    config: Config = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="newest N runs")] = 20,
+    as_json: AsJson = False,
+) -> None:
+    """The run history, newest first: status, start, duration, files, events, bad rows, rejected files."""
+    from playcount.report import history
+
+    settings = _settings(config, root=root)
+    try:
+        rows = history(_lake(settings), limit)
+    except SettingsError as e:
+        console.print(f"[red]settings error:[/] {e}")
+        raise typer.Exit(EXIT_USAGE) from e
+    except PlaycountError as e:
+        console.print(f"[red]error:[/] {escape(str(e))}")
+        raise typer.Exit(EXIT_ERROR) from e
+    if as_json:
+        _emit_json(json.dumps([r.as_dict() for r in rows], indent=2))
+        return
+    if not rows:
+        console.print(f"no runs yet in {escape(settings.root)}")
+        return
+    _fitted([r.as_dict() for r in rows], RUNS_COLUMNS, f"runs in {settings.root}")
 
 
 aws_app = typer.Typer(no_args_is_help=True, help="Set up and check playcount on AWS.")

@@ -41,6 +41,7 @@ from playcount.lake import Layout, Ledger, LocalStorage, Storage, open_storage
 from playcount.lake.layout import CSV_SUFFIXES
 from playcount.lake.s3 import S3Storage
 from playcount.notify import Notification, Notifier, notify_safely
+from playcount.report import write_report_safely
 from playcount.settings import Settings
 from playcount.stores import KpiStore
 from playcount.transform import enrich_streams
@@ -904,16 +905,19 @@ def finish(run: Run, report: RunReport) -> RunReport:
                     {"run_id": run.run_id, "file": o.name, "archived": report.archived[o.path]},
                 )
     report.finished_at = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
-    run.storage.write_bytes(
-        run.layout.run_report(run.run_id), report.model_dump_json(indent=2).encode()
-    )
+    report_json = report.model_dump_json(indent=2).encode()
+    run.storage.write_bytes(run.layout.run_report(run.run_id), report_json)
+    # the HTML page (`_playcount/reports/`); a page that cannot be drawn is logged, the run stands
+    page = write_report_safely(run.storage, run.store, report_json)
     words = {"succeeded": "succeeded", "failed": "FAILED", "nothing_to_do": "nothing to do"}
     subject = f"playcount run {run.run_id} {words[report.status]}"
     if report.status == "succeeded":
         s = report.summary()
         subject += f": {s['clean']:,} clean / {s['bad']:,} bad rows, {len(report.dates)} date(s)"
     if report.status != "nothing_to_do" or run.settings.notify.on_nothing_to_do:
-        notify_safely(run.notifier, Notification(run.run_id, report.status, subject[:100], report.summary()))
+        notify_safely(
+            run.notifier, Notification(run.run_id, report.status, subject[:100], report.summary(), report=page)
+        )
     else:  # a cron'd run with nothing new would notify every time: a log line only (SPEC §7)
         log.info("%s", subject)
     for f in run.storage.list(f"_playcount/staging/{run.run_id}"):

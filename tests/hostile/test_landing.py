@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
-import json
 import os
 import subprocess
 import sys
@@ -66,7 +65,8 @@ def test_root_with_glob_characters_is_literal(tmp_path: Path, name: str) -> None
 @pytest.mark.parametrize("name", ["s[1].csv", "*.csv", "?.csv", "{a,b}.csv", "it's.csv", "with space.csv"])
 def test_file_names_with_glob_characters_are_literal(tmp_path: Path, name: str) -> None:
     root = tiny_lake(
-        tmp_path / "lake", {name: "1,T1,2024-06-25 07:00:00\n", "s1.csv": GOOD, "a.csv": GOOD.replace(":00:00", ":30:00")}
+        tmp_path / "lake",
+        {name: "1,T1,2024-06-25 07:00:00\n", "s1.csv": GOOD, "a.csv": GOOD.replace(":00:00", ":30:00")},
     )
     code, report = run_json(root)
     assert code == 0, report
@@ -80,7 +80,9 @@ def test_file_names_with_glob_characters_are_literal(tmp_path: Path, name: str) 
 # -- streams_prefix --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("prefix", ["", "/", "raw_data", "raw_data/songs", "raw_data/users/x", "archived/in", "..", "_playcount"])
+@pytest.mark.parametrize(
+    "prefix", ["", "/", "raw_data", "raw_data/songs", "raw_data/users/x", "archived/in", "..", "_playcount"]
+)
 def test_streams_prefix_that_overlaps_is_a_settings_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefix: str
 ) -> None:
@@ -159,7 +161,11 @@ def test_a_bad_rows_file_dropped_back_does_not_crash(tmp_path: Path) -> None:
     assert code == 1, again
     f = again["files"][-1]
     assert (f["name"], f["status"], f["rows"], f["bad"], f["rules"]) == (
-        "again.csv", "rejected", 1, 1, {"unknown user_id": 1}
+        "again.csv",
+        "rejected",
+        1,
+        1,
+        {"unknown user_id": 1},
     )
     assert (root / f"rejected/{again['run_id']}/again.csv").exists()
 
@@ -167,16 +173,21 @@ def test_a_bad_rows_file_dropped_back_does_not_crash(tmp_path: Path) -> None:
 def test_huge_field_is_a_bad_row_in_both_readers(tmp_path: Path) -> None:
     huge = "T" * 200_000
     # the same rows: once plain (DuckDB's reader), once with a blank line (the exact reader)
-    root = tiny_lake(tmp_path, {
-        "fast.csv": f"1,{huge},2024-06-25 10:00:00\n{GOOD}",
-        "exact.csv": f"1,{huge},2024-06-25 10:00:00\n\n{GOOD}",
-    })
+    root = tiny_lake(
+        tmp_path,
+        {
+            "fast.csv": f"1,{huge},2024-06-25 10:00:00\n{GOOD}",
+            "exact.csv": f"1,{huge},2024-06-25 10:00:00\n\n{GOOD}",
+        },
+    )
     code, report = run_json(root)
     assert code == 0, report
     files = {f["name"]: f for f in report["files"] if f["dataset"] == "streams"}
     for name in ("fast.csv", "exact.csv"):
         assert (files[name]["status"], files[name]["bad"], files[name]["rules"]) == (
-            "accepted", 1, {"unknown track_id": 1}
+            "accepted",
+            1,
+            {"unknown track_id": 1},
         )
     assert total_streams(root) == 3  # the same three events in both files: counted once
 
@@ -212,7 +223,9 @@ def test_what_counts_as_a_landing_file(tmp_path: Path) -> None:
     assert taken == ["B.CSV.GZ", "a.csv", "deeper/c.csv"]
     assert all(f["status"] == "accepted" for f in report["files"])
     assert total_streams(root) == 5
-    assert landing(root) == sorted(["_temporary/0/part.csv", ".part/p.csv", "notes.txt", "sub/.hidden.csv", "sub/_SUCCESS"])
+    assert landing(root) == sorted(
+        ["_temporary/0/part.csv", ".part/p.csv", "notes.txt", "sub/.hidden.csv", "sub/_SUCCESS"]
+    )
 
 
 def test_symlinks_are_never_followed_out_of_the_root(tmp_path: Path) -> None:
@@ -236,8 +249,11 @@ def test_symlinks_are_never_followed_out_of_the_root(tmp_path: Path) -> None:
     assert "does not exist" in files["dangling.csv"]["reason"]
     assert files["inside.csv"]["status"] == "accepted"
     assert total_streams(root) == 4
-    everything = "".join(p.read_text(errors="replace") for p in root.rglob("*") if p.is_file() and not p.is_symlink()
-                         and p.suffix in (".json", ".jsonl", ".csv") and "elsewhere" not in p.parts)
+    everything = "".join(
+        p.read_text(errors="replace")
+        for p in root.rglob("*")
+        if p.is_file() and not p.is_symlink() and p.suffix in (".json", ".jsonl", ".csv") and "elsewhere" not in p.parts
+    )
     assert "TOP-SECRET" not in everything and "root:x:0" not in everything
     assert secret.read_text().count("TOP-SECRET") == 1  # never moved, never changed
 
@@ -283,7 +299,9 @@ def test_a_file_still_being_written_is_left_for_the_next_run(tmp_path: Path, mon
     assert landing(root) == []
 
 
-def test_settle_waits_for_a_fresh_file_that_then_stays_as_it_is(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_settle_waits_for_a_fresh_file_that_then_stays_as_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = tiny_lake(tmp_path, {"fresh.csv": GOOD})
     monkeypatch.setenv("PLAYCOUNT_SETTLE_SECONDS", "0.8")
     started = time.monotonic()
@@ -357,7 +375,10 @@ def test_watch_with_a_writer_still_appending_counts_every_row_once(tmp_path: Pat
     env = {**os.environ, "PLAYCOUNT_SETTLE_SECONDS": "0.6", "PLAYCOUNT_MAX_BAD_ROW_RATIO": "0.9"}
     watch = subprocess.Popen(
         [sys.executable, "-m", "playcount.cli", "watch", "--root", str(root), "--interval", "0.2"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     written = 0
     try:

@@ -13,12 +13,14 @@ log = logging.getLogger("playcount.notify")
 
 @dataclass(frozen=True)
 class Notification:
-    """What every notifier sends: a subject line and the run summary."""
+    """What every notifier sends: a subject line, the run summary and where the run's page is."""
 
     run_id: str
     status: str
     subject: str
     summary: dict[str, object] = field(default_factory=dict)
+    report: str | None = None
+    """The location of the run's HTML report (a local path or an `s3://` URL), if written."""
 
 
 class Notifier(Protocol):

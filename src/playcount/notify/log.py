@@ -22,7 +22,9 @@ class LogNotifier:
 
     def send(self, note: Notification) -> None:
         level = logging.ERROR if note.status == "failed" else logging.INFO
-        log.log(level, "%s", note.subject)
+        log.log(level, "%s%s", note.subject, f" (report: {note.report})" if note.report else "")
         if self.append is not None:
             line = {"run_id": note.run_id, "status": note.status, "subject": note.subject, **note.summary}
+            if note.report:
+                line["report"] = note.report
             self.append((json.dumps(line, default=str) + "\n").encode("utf-8"))

@@ -31,13 +31,19 @@ class SnsNotifier:
         self.topic_arn = topic_arn
 
     def send(self, note: Notification) -> None:
-        body = {"subject": note.subject, "run_id": note.run_id, "status": note.status, "summary": note.summary}
+        body = {
+            "subject": note.subject, "run_id": note.run_id, "status": note.status, "summary": note.summary,
+            "report": note.report,
+        }
+        attributes = {
+            "status": {"DataType": "String", "StringValue": note.status},
+            "run_id": {"DataType": "String", "StringValue": note.run_id},
+        }
+        if note.report:
+            attributes["report"] = {"DataType": "String", "StringValue": note.report}
         self.client.publish(
             TopicArn=self.topic_arn,
             Subject=sns_subject(note.subject),
             Message=json.dumps(body, indent=2, default=str),
-            MessageAttributes={
-                "status": {"DataType": "String", "StringValue": note.status},
-                "run_id": {"DataType": "String", "StringValue": note.run_id},
-            },
+            MessageAttributes=attributes,
         )

@@ -37,7 +37,7 @@ def urllib_post(url: str, body: bytes, headers: dict[str, str], timeout: float) 
 
 
 def slack_text(note: Notification) -> str:
-    """The subject, then one line per summary entry that has a value."""
+    """The subject, then one line per summary entry that has a value, then the report's location."""
     icon = {"succeeded": ":white_check_mark:", "failed": ":x:"}.get(note.status, ":information_source:")
     lines = [f"{icon} *{note.subject}*"]
     for key, value in note.summary.items():
@@ -48,6 +48,8 @@ def slack_text(note: Notification) -> str:
         elif isinstance(value, list):
             value = ", ".join(str(v) for v in value)
         lines.append(f"• {key.replace('_', ' ')}: {value}")
+    if note.report:
+        lines.append(f"• report: {note.report}")
     return "\n".join(lines)
 
 
@@ -79,7 +81,10 @@ class WebhookNotifier:
 
     def send(self, note: Notification) -> None:
         body = json.dumps(
-            {"text": slack_text(note), "run_id": note.run_id, "status": note.status, "summary": note.summary},
+            {
+                "text": slack_text(note), "run_id": note.run_id, "status": note.status, "summary": note.summary,
+                "report": note.report,
+            },
             default=str,
         ).encode()
         headers = {"Content-Type": "application/json", "User-Agent": "playcount"}
