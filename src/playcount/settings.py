@@ -197,7 +197,7 @@ class Settings(BaseSettings):
         description="DuckDB's memory limit (`1GB`, `512MiB`, `50%`); past it DuckDB spills to a temp folder",
     )
     store: StoreSettings = DuckDBStoreSettings()
-    notify: NotifySettings = LogNotifySettings()
+    notify: NotifySettings = LogNotifySettings.model_validate({})
     aws: AwsSettings = AwsSettings.model_validate({})
 
     @field_validator("streams_prefix")
