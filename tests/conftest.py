@@ -32,6 +32,16 @@ if TYPE_CHECKING:
 # tests of the wait itself, which set it.
 os.environ.setdefault("PLAYCOUNT_SETTLE_SECONDS", "0")
 
+# Property-based tests (tests/hostile): a small default for CI; `--hypothesis-profile=long` for deep runs.
+try:
+    from hypothesis import settings as _hypothesis
+
+    _hypothesis.register_profile("ci", max_examples=40, deadline=None)
+    _hypothesis.register_profile("long", max_examples=600, deadline=None)
+    _hypothesis.load_profile("ci")
+except ImportError:  # pragma: no cover - the dev extra brings it
+    pass
+
 # py4j logs at INFO from finalizers at interpreter exit, after the handlers that the Airflow tier
 # installs have closed their streams: that would print "Logging error" tracebacks after the summary.
 logging.getLogger("py4j").setLevel(logging.WARNING)

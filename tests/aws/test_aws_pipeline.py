@@ -324,10 +324,12 @@ def test_log_notifier_appends_to_notifications_jsonl_on_s3(aws: Aws, infra: Boot
         notify={"type": "log"},
     )
     first = pipeline.run_pipeline(pipeline.open_run(settings, aws=aws))
-    second = pipeline.run_pipeline(pipeline.open_run(settings, aws=aws))
+    pipeline.run_pipeline(pipeline.open_run(settings, aws=aws))  # nothing to do: no notification (SPEC §7)
+    asked = settings.model_copy(update={"notify": settings.notify.model_copy(update={"on_nothing_to_do": True})})
+    third = pipeline.run_pipeline(pipeline.open_run(asked, aws=aws))
     lines = [json.loads(x) for x in body(aws, BUCKET, "lake/_playcount/notifications.jsonl").decode().splitlines()]
     assert [(n["run_id"], n["status"]) for n in lines] == [
-        (first.run_id, "succeeded"), (second.run_id, "nothing_to_do")
+        (first.run_id, "succeeded"), (third.run_id, "nothing_to_do")
     ]
 
 
