@@ -24,10 +24,18 @@ from playcount.settings import load_settings
 
 VALUES = st.one_of(
     st.sampled_from(["1", "2", "3", " 2 ", "9", "x", "-1", "1e3", "T1", "T2", "T3", "t1", "T9"]),
-    st.sampled_from([
-        "2024-06-25 10:00:00", "2024-06-25T23:30:00-02:00", "2024-06-25T10:00:00+99:99", "0000-01-01 00:00:00",
-        "0001-01-01T00:30:00+01:00", "2999-01-01 00:00:00", "2024-02-30 10:00:00", "",
-    ]),
+    st.sampled_from(
+        [
+            "2024-06-25 10:00:00",
+            "2024-06-25T23:30:00-02:00",
+            "2024-06-25T10:00:00+99:99",
+            "0000-01-01 00:00:00",
+            "0001-01-01T00:30:00+01:00",
+            "2999-01-01 00:00:00",
+            "2024-02-30 10:00:00",
+            "",
+        ]
+    ),
     st.sampled_from(['"', ",", '""', "a\nb", "[bold]x[/]", "<script>alert(1)</script>", "é", "\t", " "]),
     st.text(max_size=12),
 )
@@ -43,8 +51,11 @@ def _field(value: str, quote_all: bool) -> str:
 @st.composite
 def csv_files(draw: Any) -> tuple[bytes, bool]:
     """A stream CSV: the header, then rows of 2 to 4 fields (3 is right), blank lines sometimes."""
-    header = draw(st.sampled_from(["user_id,track_id,listen_time", "user_id,track_id,listen_time,extra",
-                                   "user_id,track_id,listen_time,_line"]))
+    header = draw(
+        st.sampled_from(
+            ["user_id,track_id,listen_time", "user_id,track_id,listen_time,extra", "user_id,track_id,listen_time,_line"]
+        )
+    )
     width = header.count(",") + 1
     end = draw(st.sampled_from(["\n", "\r\n"]))
     quote_all = draw(st.booleans())
