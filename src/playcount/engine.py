@@ -194,13 +194,16 @@ def scan_lines(opener: Opener, name: str, wanted: Iterable[int] = ()) -> tuple[i
     found by `_skip_lines`."""
     targets = sorted(set(wanted), reverse=True)
     texts: dict[int, str] = {}
-    n = 0
+    n = lone_cr = 0
+    cr_before = False  # the chunk before ended in CR (a CRLF across chunks is no lone CR)
     tail = carry = b""
     try:
         with opener() as stream:
             raw = _decompressed(stream, name)
             while chunk := raw.read(_CHUNK):
                 ends = chunk.count(b"\n")
+                lone_cr += chunk.count(b"\r") - chunk.count(b"\r\n") - (cr_before and chunk[:1] == b"\n")
+                cr_before = chunk[-1:] == b"\r"
                 if targets and targets[-1] <= n + ends:
                     buf, pos, line = carry + chunk, 0, n + 1  # buf[pos] starts line `line`
                     average = max(len(buf) // max(ends, 1), 1)
@@ -218,6 +221,10 @@ def scan_lines(opener: Opener, name: str, wanted: Iterable[int] = ()) -> tuple[i
         texts[targets.pop()] = carry.decode("utf-8", "replace").strip("\r\n")
     stripped = tail.rstrip(b"\r\n")
     n -= tail[len(stripped):].count(b"\n")
+    if lone_cr > 0:
+        # a CR without LF ends a line for the exact reader (Python's universal newlines), not for
+        # these positions: one more line than can be, so that such a file takes the exact reader
+        return n + (1 if stripped else 0) + lone_cr + 1, texts
     return n + (1 if stripped else 0), texts
 
 

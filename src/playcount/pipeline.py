@@ -451,7 +451,9 @@ class _Checked:
 def _read(run: Run, files: list[InputFile], contract: Contract) -> tuple[list[RawRead], dict[str, FileOutcome]]:
     reads: list[RawRead] = []
     outcomes: dict[str, FileOutcome] = {}
-    for f in files:
+    for done, f in enumerate(files):
+        if len(files) > 1:  # files done of all, for the progress display
+            run.progress("validate", f"{f.dataset}: reading file {done + 1} of {len(files)}")
         outcome = FileOutcome(
             dataset=f.dataset, name=f.name, path=f.path, fingerprint=f.fingerprint, signature=f.signature
         )
