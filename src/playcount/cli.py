@@ -14,6 +14,8 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -70,6 +72,19 @@ def _emit_json(text: str) -> None:
 def _cells(*values: object) -> list[Text]:
     """Table cells as plain text: a file name or value like `x[/z].csv` is never rich markup."""
     return [Text(str(v)) for v in values]
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """A command's named errors as exit codes: settings 2, any other playcount error 3."""
+    try:
+        yield
+    except SettingsError as e:
+        console.print(f"[red]settings error:[/] {escape(str(e))}")
+        raise typer.Exit(EXIT_USAGE) from e
+    except PlaycountError as e:
+        console.print(f"[red]error:[/] {escape(str(e))}")
+        raise typer.Exit(EXIT_ERROR) from e
 
 
 def _settings(config: Path | None, **flags: Any) -> Settings:
@@ -205,15 +220,9 @@ def run(
 def validate(root: Root = None, config: Config = None, as_json: AsJson = False) -> None:
     """Validate the landing zone only: per-file, per-rule outcome. Writes, moves and loads nothing."""
     settings = _settings(config, root=root)
-    try:
+    with _errors():
         r = pipeline.open_run(settings, progress=_progress(as_json))
         val = pipeline.validate(r, pipeline.discover(r), dry_run=True)
-    except SettingsError as e:
-        console.print(f"[red]settings error:[/] {escape(str(e))}")
-        raise typer.Exit(EXIT_USAGE) from e
-    except PlaycountError as e:
-        console.print(f"[red]error:[/] {escape(str(e))}")
-        raise typer.Exit(EXIT_ERROR) from e
     if as_json:
         _emit_json(val.model_dump_json(indent=2))
     else:
@@ -270,15 +279,9 @@ def kpis(
         console.print(f"[red]--date `{escape(str(date))}` is not a date[/]: use YYYY-MM-DD")
         raise typer.Exit(EXIT_USAGE) from e
     name = _KPI_NAMES[table.value]
-    try:
+    with _errors():
         kpi_store = open_store(settings, open_aws(settings))
         rows = kpi_store.read(name, date=day, genre=genre.lower() if genre else None)
-    except SettingsError as e:
-        console.print(f"[red]settings error:[/] {escape(str(e))}")
-        raise typer.Exit(EXIT_USAGE) from e
-    except PlaycountError as e:
-        console.print(f"[red]error:[/] {escape(str(e))}")
-        raise typer.Exit(EXIT_ERROR) from e
     if as_json:
         _emit_json(json.dumps(rows.to_pylist(), default=str, indent=2))
     elif as_csv:
@@ -417,7 +420,7 @@ def report_page(
     from playcount.wiring import open_aws, open_store
 
     settings = _settings(config, root=root, store=_typed(store))
-    try:
+    with _errors():
         lake = _lake(settings)
         record = rp.load_record(lake, run_id)
         try:
@@ -430,12 +433,6 @@ def report_page(
             where = str(out_file)
         else:
             where = rp.write_record(lake, kpi_store, record, latest=run_id is None and record.status != "nothing_to_do")
-    except SettingsError as e:
-        console.print(f"[red]settings error:[/] {e}")
-        raise typer.Exit(EXIT_USAGE) from e
-    except PlaycountError as e:
-        console.print(f"[red]error:[/] {escape(str(e))}")
-        raise typer.Exit(EXIT_ERROR) from e
     out.print(Text(where), soft_wrap=True)
 
 
@@ -450,14 +447,8 @@ def runs(
     from playcount.report import history
 
     settings = _settings(config, root=root)
-    try:
+    with _errors():
         rows = history(_lake(settings), limit)
-    except SettingsError as e:
-        console.print(f"[red]settings error:[/] {e}")
-        raise typer.Exit(EXIT_USAGE) from e
-    except PlaycountError as e:
-        console.print(f"[red]error:[/] {escape(str(e))}")
-        raise typer.Exit(EXIT_ERROR) from e
     if as_json:
         _emit_json(json.dumps([r.as_dict() for r in rows], indent=2))
         return
