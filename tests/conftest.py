@@ -51,7 +51,7 @@ logging.getLogger("py4j").setLevel(logging.WARNING)
 def spark_session() -> Iterator[Any]:
     """One local SparkSession for the whole test session: 2 cores; tiny data, so 1 partition."""
     pytest.importorskip("pyspark", reason="the spark tier needs the `spark` extra")
-    from playcount.engines.spark import local_session
+    from playcount.engine.spark import local_session
 
     session = local_session(
         "local[2]", {"spark.sql.shuffle.partitions": "1", "spark.default.parallelism": "1"}
@@ -66,7 +66,7 @@ def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
     if request.param == "duckdb":
         yield DuckDBEngine(threads=2)
         return
-    from playcount.engines.spark import SparkEngine
+    from playcount.engine.spark import SparkEngine
 
     spark = SparkEngine(request.getfixturevalue("spark_session"))
     yield spark

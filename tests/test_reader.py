@@ -289,7 +289,7 @@ def test_empty_fields_past_the_header_are_malformed(tmp_path: Path, duck: DuckDB
 
 def test_a_field_equal_to_the_readers_null_sentinel_is_kept_as_text(tmp_path: Path, duck: DuckDBEngine) -> None:
     # DuckDB reads it as null, like a missing field: the exact reader takes the file
-    from playcount.engine import _NULL
+    from playcount.engine.duckdb import _NULL
 
     path = write(tmp_path, "s.csv", f"user_id,track_id,listen_time\n1,{_NULL},t1\n2,B\n")
     result = _read(duck, path)
@@ -345,7 +345,7 @@ def test_scan_lines_counts_lines_and_fetches_wanted_ones_across_chunks(monkeypat
     import io
     import random
 
-    import playcount.engine as engine
+    import playcount.engine.reading as engine
 
     monkeypatch.setattr(engine, "_CHUNK", 7)  # lines span chunks, chunks hold no or many line ends
     rng = random.Random(3)

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from helpers import tiny_lake
 from playcount import pipeline
-from playcount.engine import DuckDBEngine, read_columns
+from playcount.engine import DuckDBEngine
+from playcount.engine.reading import read_columns
 from playcount.errors import PlaycountError
 from playcount.settings import load_settings
 

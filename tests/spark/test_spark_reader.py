@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from playcount.engine import DuckDBEngine, Engine
-from playcount.engines.spark import SparkEngine, _parse_file
+from playcount.engine.spark import SparkEngine, _parse_file
 from playcount.errors import SchemaError
 
 pytestmark = pytest.mark.spark

@@ -53,6 +53,7 @@ from typing import Any
 
 from playcount import pipeline
 from playcount.aws import Aws
+from playcount.engine import connect
 from playcount.errors import PlaycountError, SettingsError
 from playcount.settings import Settings, load_settings
 from playcount.wiring import open_aws
@@ -171,13 +172,12 @@ def _resolve_run_id(step: str, args: JobArgs, aws: Aws) -> str | None:
 
 
 def job_session() -> Any:
-    """The job's SparkSession: Glue's when `awsglue` is importable, else the active or a local one."""
+    """The job's SparkSession: Glue's when `awsglue` is importable, else None (the engine then
+    takes the active session or starts a local one)."""
     try:
         from awsglue.context import GlueContext
     except ImportError:
-        from playcount.engines.spark import local_session
-
-        return local_session()
+        return None
     from pyspark.context import SparkContext  # pragma: no cover - on Glue
 
     return GlueContext(SparkContext.getOrCreate()).spark_session  # pragma: no cover
@@ -186,8 +186,6 @@ def job_session() -> Any:
 def _run_job(
     step: str, argv: Sequence[str] | None, session: Any, work: Callable[[pipeline.Run, JobArgs], None]
 ) -> str:
-    from playcount.engines.spark import SparkEngine
-
     args = job_args(argv)
     aws = open_aws(args.settings)
     run_id = _resolve_run_id(step, args, aws)
@@ -195,7 +193,7 @@ def _run_job(
         raise SettingsError(
             f"the {step} job needs --run-id", fix="pass the run id the validate job started, or run it in the workflow"
         )
-    engine = SparkEngine(session if session is not None else job_session())
+    engine = connect("spark", session=session if session is not None else job_session())
     try:
         run = pipeline.open_run(
             args.settings,

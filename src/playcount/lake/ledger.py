@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
+from playcount.lake.base import Storage
 from playcount.lake.layout import Layout
-from playcount.lake.storage import Storage
 
 __all__ = ["Ledger"]
 

@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import IO, Any
 
 from playcount.errors import LockedError, PlaycountError, SettingsError, StorageError
-from playcount.lake.storage import FileInfo
+from playcount.lake.base import FileInfo
 
 __all__ = ["S3Storage", "S3Lease", "parse_s3_root"]
 

@@ -1,89 +1,22 @@
-"""Storage of a lake root. `LocalStorage` is a folder; an S3 storage implements the same protocol."""
+"""A lake root on the local file system, and its run lock (`flock`)."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import json
 import os
 import shutil
 import tempfile
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Protocol
+from types import TracebackType
+from typing import IO, Any
 
-from playcount.errors import MissingExtraError, StorageError
+from playcount.errors import LockedError, StorageError
+from playcount.lake.base import FileInfo
 
-if TYPE_CHECKING:
-    from playcount.aws import Aws
-
-__all__ = ["FileInfo", "Storage", "LocalStorage", "open_storage"]
-
-
-@dataclass(frozen=True)
-class FileInfo:
-    """One object under the root: its relative path and size."""
-
-    path: str
-    size: int
-    modified: float | None = None
-    """When it last changed (seconds since the epoch) where that can change under a run (local
-    files); None where an object is complete once listed (S3)."""
-    problem: str | None = None
-    """Why it cannot be read although it is there (a symlink out of the root, or to nothing);
-    listed only with `list(..., problems=True)`."""
-
-    @property
-    def name(self) -> str:
-        return self.path.rsplit("/", 1)[-1]
-
-
-class Storage(Protocol):
-    """What the pipeline needs from a lake root. Paths are relative, with `/`."""
-
-    root: str
-
-    def uri(self, path: str) -> str:
-        """What the engine reads or writes for `path` (a local path or an `s3://` URL)."""
-        ...
-
-    def prepare(self, path: str) -> str:
-        """Make `path` writable by the engine (parent folders) and return its uri."""
-        ...
-
-    def list(self, prefix: str, *, problems: bool = False) -> list[FileInfo]:
-        """Files under `prefix` (hidden ones left out), sorted by path; with `problems`, also
-        entries that cannot be read (`FileInfo.problem`)."""
-        ...
-
-    def signature(self, path: str) -> str:
-        """A cheap value that changes whenever the file's content does (size, modification
-        time, inode locally; the ETag on S3): what a run re-checks to see a file change under it."""
-        ...
-
-    def open(self, path: str) -> IO[bytes]: ...
-
-    def read_bytes(self, path: str) -> bytes: ...
-
-    def write_bytes(self, path: str, data: bytes) -> None: ...
-
-    def append_bytes(self, path: str, data: bytes) -> None:
-        """Add `data` at the end of `path` (created if absent)."""
-        ...
-
-    def exists(self, path: str) -> bool: ...
-
-    def fingerprint(self, path: str) -> str: ...
-
-    def move(self, src: str, dst: str) -> None:
-        """Move `src` to `dst`. An existing `dst` with the same content is kept; one with
-        different content is never overwritten (raises)."""
-        ...
-
-    def delete(self, path: str) -> None: ...
-
-    def lock(self, path: str, run_id: str) -> AbstractContextManager[Any]:
-        """The run lock at `path`: one run at a time per root (raises `LockedError` if held)."""
-        ...
+__all__ = ["LocalStorage", "RunLock"]
 
 
 class LocalStorage:
@@ -210,23 +143,41 @@ class LocalStorage:
 
     def lock(self, path: str, run_id: str) -> AbstractContextManager[Any]:
         """An OS file lock (`flock`), released by the kernel when the process dies."""
-        from playcount.lake.lock import RunLock
-
         return RunLock(self._p(path), run_id)
 
 
-def open_storage(root: str, *, aws: Aws | None = None, lease_seconds: float = 900.0) -> Storage:
-    """The storage for a root: a folder, or (with the `s3` extra) an `s3://bucket/prefix`.
+class RunLock:
+    """`flock` on `<root>/_playcount/lock`: a SIGKILLed run never blocks the next one."""
 
-    `aws` makes the S3 client (default: the standard AWS credential chain).
-    """
-    if root.startswith("s3://"):
-        from playcount.aws import Aws
-        from playcount.lake.s3 import S3Storage
+    def __init__(self, path: str | Path, run_id: str) -> None:
+        self.path = Path(path)
+        self.run_id = run_id
+        self._f: IO[str] | None = None
 
+    def __enter__(self) -> RunLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        f = self.path.open("a+")
         try:
-            client = (aws or Aws()).client("s3")
-        except MissingExtraError as e:
-            raise MissingExtraError("boto3", "s3") from e
-        return S3Storage(root, client, lease_seconds=lease_seconds)
-    return LocalStorage(root)
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as e:
+            f.seek(0)
+            holder = f.read().strip() or "another run"
+            f.close()
+            raise LockedError(
+                f"the lake root is locked by {holder} (`{self.path}`)",
+                fix="wait for that run to finish; the lock is released when its process ends",
+            ) from e
+        f.seek(0)
+        f.truncate()
+        f.write(json.dumps({"run_id": self.run_id, "pid": os.getpid()}))
+        f.flush()
+        self._f = f
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._f is not None:
+            fcntl.flock(self._f.fileno(), fcntl.LOCK_UN)
+            self._f.close()
+            self._f = None

@@ -36,17 +36,15 @@ import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 
-from playcount.engine import (
+from playcount.engine.base import Opener, RawRead, write_parts_one_by_one
+from playcount.engine.reading import (
     CsvRecords,
-    Opener,
-    RawRead,
-    _text,
-    _unreadable,
-    _unreadable_at,
     malformed_reason,
     no_data_rows,
     read_columns,
-    write_parts_one_by_one,
+    text_reader,
+    unreadable,
+    unreadable_at,
 )
 from playcount.errors import MissingExtraError, PlaycountError, SchemaError
 
@@ -215,7 +213,7 @@ def _parse_file(content: bytes, name: str, width: int) -> Iterator[tuple[Any, ..
     """One CSV file's rows as `_PARSED_SCHEMA` tuples, exactly as the DuckDB engine reads it."""
     records: CsvRecords | None = None
     try:
-        with _text(io.BytesIO(content), name) as text:
+        with text_reader(io.BytesIO(content), name) as text:
             records = CsvRecords(text, width)
             for line, fields, raw in records:
                 if raw is None:
@@ -223,13 +221,13 @@ def _parse_file(content: bytes, name: str, width: int) -> Iterator[tuple[Any, ..
                 else:
                     yield _MALFORMED, line, None, raw, malformed_reason(width, len(fields)), None
     except UnicodeDecodeError as e:
-        err = _unreadable_at(lambda: io.BytesIO(content), name, e)
+        err = unreadable_at(lambda: io.BytesIO(content), name, e)
         yield _ERROR, err.context.get("line"), None, None, err.message, err.fix
     except (OSError, EOFError, zlib.error) as e:
-        err = _unreadable(name, e)  # as the DuckDB engine's whole-file scan says it: no line
+        err = unreadable(name, e)  # as the DuckDB engine's whole-file scan says it: no line
         yield _ERROR, None, None, None, err.message, err.fix
     except csv.Error as e:
-        err = _unreadable(name, e, records.line if records else 1)
+        err = unreadable(name, e, records.line if records else 1)
         yield _ERROR, err.context.get("line"), None, None, err.message, err.fix
 
 

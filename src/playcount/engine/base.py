@@ -1,0 +1,83 @@
+"""What every engine is: the `Engine` protocol the pipeline asks of one, the `RawRead` a CSV
+read gives, and what any engine can do with only the protocol (`write_parts_one_by_one`).
+
+Implementations (`engine.duckdb`, `engine.spark`) import this module and `engine.reading`;
+only the chooser (`playcount.engine`) imports the implementations.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import IO, Any, Protocol
+
+import ibis.expr.types as ir
+import pyarrow as pa
+
+Opener = Callable[[], IO[bytes]]
+"""Opens a landing file's bytes (local file or S3 object) afresh each call."""
+
+
+@dataclass(frozen=True)
+class RawRead:
+    """A CSV file read as text: well-formed rows and malformed ones (wrong field count)."""
+
+    source: str
+    """The file's name, as in `_source_file`."""
+    table: ir.Table
+    """Header columns (strings) + `_source_file` + `_line`."""
+    malformed: ir.Table
+    """`_source_file`, `_line`, `_raw` (the row's text), `_reasons`."""
+    columns: tuple[str, ...]
+    rows: int
+    """Data rows read (well-formed + malformed)."""
+    release: Callable[[], None] = lambda: None
+    """Frees what holds the rows (DuckDB: its temporary tables) once nothing refers to them."""
+
+
+
+
+class Engine(Protocol):
+    """What the pipeline asks of an engine: `DuckDBEngine` and `SparkEngine` implement it."""
+
+    name: str
+
+    def materialize(self, expr: ir.Table, prefix: str = "t") -> ir.Table: ...
+
+    def from_arrow(self, table: pa.Table, prefix: str = "arrow") -> ir.Table: ...
+
+    def to_arrow(self, expr: ir.Table) -> pa.Table: ...
+
+    def scalar(self, expr: ir.Scalar) -> object: ...
+
+    def union(self, tables: list[ir.Table], prefix: str = "union") -> ir.Table: ...
+
+    def empty(self, schema: dict[str, str]) -> ir.Table: ...
+
+    def write_parquet(self, expr: ir.Table, uri: str) -> None: ...
+
+    def write_csv(self, expr: ir.Table, uri: str) -> None: ...
+
+    def write_parquet_parts(self, expr: ir.Table, by: tuple[str, ...], parts: dict[tuple[Any, ...], str]) -> None:
+        """The rows of `expr` whose `by` columns equal a key of `parts`, one Parquet file per key at
+        its uri (replacing any); rows of other keys are not written."""
+        ...
+
+    def read_parquet(self, uris: list[str]) -> ir.Table: ...
+
+    def read_csv(self, uri: str, opener: Opener, name: str, *, required: tuple[str, ...]) -> RawRead: ...
+
+    def close(self) -> None:
+        """Release what the engine holds (not a session it was given: that may be shared)."""
+        ...
+
+
+def write_parts_one_by_one(
+    engine: Engine, expr: ir.Table, by: tuple[str, ...], parts: dict[tuple[Any, ...], str]
+) -> None:
+    """`Engine.write_parquet_parts` as one filtered write per part (every engine can)."""
+    for key, uri in parts.items():
+        match = functools.reduce(operator.and_, [expr[c] == v for c, v in zip(by, key, strict=True)])
+        engine.write_parquet(expr.filter(match), uri)
