@@ -403,3 +403,58 @@ def test_watch_with_a_writer_still_appending_counts_every_row_once(tmp_path: Pat
     assert "Traceback" not in err
     assert not (root / "rejected").exists(), err
     assert total_streams(root) == written
+
+
+def test_sigkill_at_random_points_with_a_writer_still_copying_loses_and_doubles_nothing(tmp_path: Path) -> None:
+    """Runs killed (SIGKILL) at random moments while files are still being written into the landing
+    zone, then runs to the end: the KPIs are those of one clean run over the finished files."""
+    import random
+    import signal
+
+    rng = random.Random(int(os.environ.get("KILL_TEST_SEED", "20261202")))
+    bodies = {
+        f"copy-{k}.csv": "".join(
+            f"{1 + (i + k) % 3},T{1 + (i * 7 + k) % 3},2024-06-{25 + (i + k) % 2} {10 + k:02d}:{i:02d}:00\n"
+            for i in range(40 + 5 * k)
+        )
+        for k in range(4)
+    }
+    baseline = tiny_lake(tmp_path / "baseline", bodies)
+    assert run_json(baseline)[0] == 0
+    root = tiny_lake(tmp_path / "killed", {})
+    (root / "raw_data/streams").mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PLAYCOUNT_SETTLE_SECONDS": "0.3"}
+
+    def writer() -> None:  # each file copied in pieces, as `cp` of a large file would
+        for name, body in bodies.items():
+            data = (STREAMS_HEADER + "\n" + body).encode()
+            with (root / "raw_data/streams" / name).open("wb") as f:
+                for at in range(0, len(data), 200):
+                    f.write(data[at:at + 200])
+                    f.flush()
+                    time.sleep(rng.uniform(0.0, 0.15))
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    cmd = [sys.executable, "-m", "playcount.cli", "run", "--root", str(root), "--json"]
+    kills = 0
+    try:
+        while thread.is_alive() or kills < 8:
+            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            try:
+                proc.wait(timeout=rng.uniform(0.5, 3.5))
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGKILL)
+                kills += 1
+            proc.communicate()
+    finally:
+        thread.join()
+    for _ in range(5):  # then runs that finish, until nothing is left
+        code, report = run_json(root)
+        assert code == 0, report
+        if report["status"] == "nothing_to_do" and not landing(root):
+            break
+    assert landing(root) == []
+    assert not (root / "rejected").exists()
+    assert kpis(root) == kpis(baseline)
+    assert total_streams(root) == sum(len(b.splitlines()) for b in bodies.values())
