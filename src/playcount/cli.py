@@ -75,24 +75,38 @@ def _cells(*values: object) -> list[Text]:
 
 
 @contextmanager
-def _errors() -> Iterator[None]:
-    """A command's named errors as exit codes: settings 2, any other playcount error 3."""
+def _errors(what: str = "command") -> Iterator[None]:
+    """The one error handler of every command: an error as its message and the README's exit code.
+
+    Settings and a missing package: 2 (fix the command line or the settings). Another run holding
+    the lock, any other playcount error, or an unexpected one: 3, with "safe to run again" when a
+    re-run may succeed as is (`is_transient`).
+    """
     try:
         yield
+    except typer.Exit:
+        raise
     except SettingsError as e:
         console.print(f"[red]settings error:[/] {escape(str(e))}")
         raise typer.Exit(EXIT_USAGE) from e
-    except PlaycountError as e:
-        console.print(f"[red]error:[/] {escape(str(e))}")
+    except MissingExtraError as e:  # e.g. --engine spark without the extra
+        console.print(f"[red]missing package:[/] {escape(str(e))}")
+        raise typer.Exit(EXIT_USAGE) from e
+    except LockedError as e:
+        console.print(f"[red]locked:[/] {escape(str(e))}")
+        raise typer.Exit(EXIT_ERROR) from e
+    except PlaycountError as e:  # named: its message says what to do
+        again = "\nIt is safe to run again." if e.transient else ""
+        console.print(f"[red]{what} failed:[/] {escape(str(e))}{again}")
+        raise typer.Exit(EXIT_ERROR) from e
+    except Exception as e:  # noqa: BLE001 - an unexpected failure: report, exit 3
+        console.print(f"[red]{what} failed unexpectedly:[/] {escape(str(e))}\nIt is safe to run again.")
         raise typer.Exit(EXIT_ERROR) from e
 
 
 def _settings(config: Path | None, **flags: Any) -> Settings:
-    try:
+    with _errors():
         return load_settings(config, **flags)
-    except SettingsError as e:
-        console.print(f"[red]settings error:[/] {escape(str(e))}")
-        raise typer.Exit(EXIT_USAGE) from e
 
 
 class _Progress:
@@ -174,26 +188,9 @@ def _print_report(report: pipeline.RunReport) -> None:
 def _run(
     settings: Settings, as_json: bool, progress: bool = True, quiet_when_idle: bool = False
 ) -> tuple[pipeline.RunReport, pipeline.Run]:
-    try:
-        with _Progress(as_json or not progress) as show:
-            run = pipeline.open_run(settings, progress=show)
-            report = pipeline.run_pipeline(run, quiet_when_idle=quiet_when_idle)
-    except LockedError as e:
-        console.print(f"[red]locked:[/] {escape(str(e))}")
-        raise typer.Exit(EXIT_ERROR) from e
-    except SettingsError as e:
-        console.print(f"[red]settings error:[/] {escape(str(e))}")
-        raise typer.Exit(EXIT_USAGE) from e
-    except MissingExtraError as e:  # e.g. --engine spark without the extra
-        console.print(f"[red]missing package:[/] {escape(str(e))}")
-        raise typer.Exit(EXIT_USAGE) from e
-    except PlaycountError as e:  # named: its message says what to do
-        again = "\nIt is safe to run again." if e.retryable else ""
-        console.print(f"[red]run failed:[/] {escape(str(e))}{again}")
-        raise typer.Exit(EXIT_ERROR) from e
-    except Exception as e:  # noqa: BLE001 - an unexpected failure: report, exit 3
-        console.print(f"[red]run failed unexpectedly:[/] {escape(str(e))}\nIt is safe to run again.")
-        raise typer.Exit(EXIT_ERROR) from e
+    with _errors("run"), _Progress(as_json or not progress) as show:
+        run = pipeline.open_run(settings, progress=show)
+        report = pipeline.run_pipeline(run, quiet_when_idle=quiet_when_idle)
     return report, run
 
 
@@ -280,6 +277,8 @@ def kpis(
         raise typer.Exit(EXIT_USAGE) from e
     name = _KPI_NAMES[table.value]
     with _errors():
+        if getattr(settings.store, "type", None) == "duckdb" and not getattr(settings.store, "path", None):
+            _lake(settings)  # the store is in the root: a root that does not exist is exit 2
         kpi_store = open_store(settings, open_aws(settings))
         rows = kpi_store.read(name, date=day, genre=genre.lower() if genre else None)
     if as_json:
@@ -398,10 +397,14 @@ RunId = Annotated[str | None, typer.Option("--run", help="run id (default: the n
 
 
 def _lake(settings: Settings) -> Any:
-    from playcount.lake import open_storage
+    """The lake root's storage; a local root that does not exist is a settings error (exit 2)."""
+    from playcount.lake import LocalStorage, open_storage
     from playcount.wiring import open_aws
 
-    return open_storage(settings.root, aws=open_aws(settings))
+    lake = open_storage(settings.root, aws=open_aws(settings))
+    if isinstance(lake, LocalStorage) and not lake.path.is_dir():
+        raise SettingsError(f"the lake root `{lake.root}` does not exist", fix="pass --root with the lake's folder")
+    return lake
 
 
 @app.command("report")
@@ -490,13 +493,10 @@ def aws_bootstrap(
 
     settings = _settings(config)
     target = None if settings_file == "-" else Path(settings_file)
-    try:
+    with _errors("bootstrap"):  # AWS errors too: say what failed, exit 3
         result = bootstrap(
             open_aws(settings), bucket=bucket, prefix=prefix, table_prefix=table_prefix, topic=topic
         )
-    except Exception as e:  # noqa: BLE001 - AWS errors too: say what failed, exit 3
-        console.print(f"[red]bootstrap failed:[/] {escape(str(e))}")
-        raise typer.Exit(EXIT_ERROR) from e
     for what in result.created:
         console.print(f"[green]created[/] {what}")
     for what in result.existing:

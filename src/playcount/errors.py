@@ -1,12 +1,22 @@
 """One error root for playcount.
 
 Every error says what failed, shows the bad value in backticks and says how to fix it.
-`retryable` marks transient failures (a re-run may succeed as is) apart from terminal ones.
+
+Each error is *transient* (the same run again may succeed as is: a lock held, a network or store
+hiccup) or *terminal* (something must be fixed first: a setting, a file, a corrupt store), by the
+mixin it takes (`Transient`, `Terminal`; the model is dlt's). The property `transient` decides
+the DAG's retries (a terminal error fails the task at once), the CLI's message ("safe to run
+again") and what `watch` does (a transient error waits for the next poll; a terminal one is
+reported on every poll until it is fixed). `is_transient` answers for any exception: one that is
+not a playcount error is unexpected, and a re-run is safe.
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "Transient",
+    "Terminal",
+    "is_transient",
     "PlaycountError",
     "SettingsError",
     "LockedError",
@@ -14,14 +24,31 @@ __all__ = [
     "ValidationFailed",
     "StoreError",
     "StorageError",
+    "ArchiveConflictError",
     "MissingExtraError",
 ]
 
 
-class PlaycountError(Exception):
-    """Root of every error playcount raises on purpose."""
+class Transient:
+    """Mixin: the same run again may succeed as is."""
 
-    retryable: bool = False
+    transient = True
+
+
+class Terminal:
+    """Mixin: something must be fixed before a run can succeed."""
+
+    transient = False
+
+
+def is_transient(e: BaseException) -> bool:
+    """Whether a re-run may succeed as is: a playcount error says so itself; any other exception
+    is unexpected (a bug or the environment), and every run is safe to re-run."""
+    return bool(getattr(e, "transient", True)) if isinstance(e, PlaycountError) else True
+
+
+class PlaycountError(Terminal, Exception):
+    """Root of every error playcount raises on purpose (terminal unless a subclass says otherwise)."""
 
     def __init__(self, message: str, *, fix: str | None = None, **context: object) -> None:
         self.message = message
@@ -34,10 +61,8 @@ class SettingsError(PlaycountError):
     """A setting is unknown, mistyped or contradicts another."""
 
 
-class LockedError(PlaycountError):
+class LockedError(Transient, PlaycountError):
     """Another run holds the lock of this lake root."""
-
-    retryable = True
 
 
 class SchemaError(PlaycountError):
@@ -48,16 +73,18 @@ class ValidationFailed(PlaycountError):
     """The run cannot go on: reference data is missing or rejected, or every stream file was."""
 
 
-class StoreError(PlaycountError):
+class StoreError(Transient, PlaycountError):
     """The KPI store could not be read or written."""
 
-    retryable = True
 
-
-class StorageError(PlaycountError):
+class StorageError(Transient, PlaycountError):
     """An object of the lake could not be read, written or moved (the run is safe to re-run)."""
 
-    retryable = True
+
+class ArchiveConflictError(StorageError):
+    """A different file is already archived under the name a file would be moved to."""
+
+    transient = False  # a storage error that no re-run mends: one of the two must be renamed
 
 
 class MissingExtraError(PlaycountError):

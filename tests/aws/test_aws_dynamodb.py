@@ -134,7 +134,7 @@ def test_unprocessed_items_and_throttling_are_retried_to_completion(store: Dynam
     assert max(delays[:3]) <= store.base_delay * 4
 
 
-def test_a_table_that_stays_throttled_fails_with_a_retryable_error(store: DynamoDBStore, aws: Aws) -> None:
+def test_a_table_that_stays_throttled_fails_with_a_transient_error(store: DynamoDBStore, aws: Aws) -> None:
     def always(**kwargs: Any) -> Any:
         return _Http(400), {"Error": {"Code": "ThrottlingException", "Message": "slow down"},
                             "ResponseMetadata": {"HTTPStatusCode": 400}}
@@ -149,7 +149,7 @@ def test_a_table_that_stays_throttled_fails_with_a_retryable_error(store: Dynamo
             ))
     finally:
         events.unregister("before-call.dynamodb.BatchWriteItem", unique_id="always")
-    assert caught.value.retryable and store.retries == 3
+    assert caught.value.transient and store.retries == 3
 
 
 def test_missing_table_says_how_to_create_it(aws: Aws, infra: BootstrapResult) -> None:

@@ -289,7 +289,7 @@ def test_unverified_copy_keeps_the_source(aws: Aws, infra: BootstrapResult) -> N
             storage.move("raw_data/streams/a.csv", "archived/x/a.csv")
     finally:
         storage.client.meta.events.unregister("after-call.s3.CopyObject", unique_id="corrupt")
-    assert caught.value.retryable
+    assert caught.value.transient
     assert storage.exists("raw_data/streams/a.csv") and not storage.exists("archived/x/a.csv")
     storage.move("raw_data/streams/a.csv", "archived/x/a.csv")
     assert not storage.exists("raw_data/streams/a.csv")

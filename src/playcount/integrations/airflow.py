@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 from pydantic import BaseModel
 
 from playcount.aws import Aws
-from playcount.errors import MissingExtraError, SettingsError
+from playcount.errors import MissingExtraError, PlaycountError, SettingsError
 from playcount.notify import Notification, notify_safely
 
 try:
@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from playcount.pipeline import Run, RunReport
+    from playcount.pipeline.runner import Step
     from playcount.settings import Settings
 
 __all__ = [
@@ -95,13 +96,9 @@ NOTIFY_FAILURE_TASK = "notify_failure"
 GLUE_LINK_XCOM = "glue_job_run_details"
 """The XCom of the Glue job run's console link (`GlueJobRunDetailsLink.key`)."""
 
-Step = Literal["validate", "transform", "load"]
-STEP_STAGES: dict[str, tuple[str, ...]] = {
-    "validate": ("discover", "validate"),
-    "transform": ("transform", "kpis"),
-    "load": ("load",),
-}
-"""The pipeline stages each job step runs (locally, or inside its Glue job)."""
+JobStep = Literal["validate", "transform", "load"]
+"""The steps that are jobs (in the worker, or a Glue job each); the sequencer's `STEPS` says
+which stages each runs."""
 JOB_VARIABLES: dict[str, str] = {
     "validate": "GLUE_VALIDATION_JOB_NAME",
     "transform": "GLUE_JOB_NAME",
@@ -276,14 +273,25 @@ def _open(context: Context) -> Run:
 
 
 @contextmanager
-def _lease(run: Run) -> Iterator[None]:
-    """The root's run lease, held while a task works (`max_active_runs=1` keeps DAG runs apart)."""
-    with run.storage.lock(run.layout.lock, run.run_id):
+def _terminal_fails_at_once() -> Iterator[None]:
+    """A terminal playcount error (a setting, a file, a corrupt store: `transient` False) fails
+    the task without its retries, which cannot mend it; anything else is left to the retries."""
+    try:
         yield
+    except PlaycountError as e:
+        if not e.transient:
+            raise AirflowFailException(str(e)) from e
+        raise
 
 
-def _staged(run: Run, name: str) -> bool:
-    return run.staged(name)
+def _step(config: DagConfig, run_id: str, step: Step, **kwargs: Any) -> Run:
+    """Run one step of the run through the pipeline's sequencer (which takes the root's lease)."""
+    from playcount import pipeline
+
+    with _terminal_fails_at_once():
+        run = _open_run(config, run_id)
+        pipeline.run_step(run, step, **kwargs)
+    return run
 
 
 class TaskFailure(BaseModel):
@@ -299,7 +307,7 @@ class TaskFailure(BaseModel):
 def glue_arguments(settings: Settings, run_id: str, step: str, extra: dict[str, Any]) -> dict[str, str]:
     """The arguments each Glue job gets: the run to work on and where its lake is.
 
-    Every job reopens the run by `--run-id` and runs its stages (`STEP_STAGES`); `--playcount-settings`
+    Every job reopens the run by `--run-id` and runs its stages (the sequencer's `STEPS`); `--playcount-settings`
     (JSON) carries any further settings from the Variable PLAYCOUNT_SETTINGS. The load gets
     `--finish-run false`: the template's load job finishes the run by default (for its Glue
     workflow), while here `archive_streamed_data` and `notify_*` do.
@@ -313,36 +321,10 @@ def glue_arguments(settings: Settings, run_id: str, step: str, extra: dict[str, 
     return args
 
 
-def run_step_locally(config: DagConfig, run_id: str, step: str, task_id: str) -> None:
-    """Run a step's stages in this worker, under the run lease. A failure is staged (for the
-    check that follows) and raised (for Airflow's retries)."""
-    from playcount import pipeline
-
-    run = _open_run(config, run_id)
-    with _lease(run):
-        try:
-            if step == "validate":
-                # a new DAG run: earlier unfinished runs' staging goes; their files are still in
-                # the landing zone and are taken up again by this run
-                for f in run.storage.list("_playcount/staging"):
-                    if not f.path.startswith(f"_playcount/staging/{run.run_id}/"):
-                        run.storage.delete(f.path)
-                discovery = pipeline.discover(run)
-                run.save("discover", discovery)
-                pipeline.validate(run, discovery)
-            elif step == "transform":
-                pipeline.transform(run)
-                pipeline.compute_kpis(run)
-            elif step == "load":
-                pipeline.load(run)
-            else:
-                raise ValueError(f"unknown step `{step}`")
-        except Exception as e:
-            try:
-                run.save(f"failed-{task_id}", TaskFailure(task=task_id, reason=f"{type(e).__name__}: {e}"))
-            except Exception:  # noqa: BLE001 - the lake itself may be what failed
-                log.warning("could not stage the failure of %s", task_id, exc_info=True)
-            raise
+def run_step_locally(config: DagConfig, run_id: str, step: JobStep) -> None:
+    """Run a job step's stages in this worker (the sequencer stages a failure as `failed-<step>`
+    for the check that follows, and raises it for Airflow's retries)."""
+    _step(config, run_id, step)
 
 
 class PlaycountJobOperator(GlueJobOperator):
@@ -352,7 +334,7 @@ class PlaycountJobOperator(GlueJobOperator):
     Variables. Returns the playcount run id in both modes (the only XCom the tasks exchange).
     """
 
-    def __init__(self, *, step: Step, job_poll_interval: float = 15, **kwargs: Any) -> None:
+    def __init__(self, *, step: JobStep, job_poll_interval: float = 15, **kwargs: Any) -> None:
         super().__init__(
             job_name=f"playcount-{step}",
             wait_for_completion=True,
@@ -373,8 +355,10 @@ class PlaycountJobOperator(GlueJobOperator):
             self.log.info("run %s: Glue job %s with %s", run_id, self.job_name, self.script_args)
             super().execute(context)
         else:
-            self.log.info("run %s: %s in the worker", run_id, " + ".join(STEP_STAGES[self.step]))
-            run_step_locally(config, run_id, self.step, self.task_id)
+            from playcount.pipeline import STEPS
+
+            self.log.info("run %s: %s in the worker", run_id, " + ".join(STEPS[self.step]))
+            run_step_locally(config, run_id, self.step)
             # no Glue job run, so no console link: an empty one, or the link Airflow computes
             # after the task would look for this XCom and log "XCom not found" as an error
             context["ti"].xcom_push(key=GLUE_LINK_XCOM, value={})
@@ -395,8 +379,10 @@ def _task_state(context: Context, task_id: str) -> str:
 
 def _why_unfinished(context: Context, config: DagConfig, run: Run, task_id: str, step: str) -> str:
     """Why a job step left no result: its staged error, its Glue job run's error, or its state."""
-    if _staged(run, f"failed-{task_id}"):
-        return f"`{task_id}` failed: {run.load(f'failed-{task_id}', TaskFailure).reason}"
+    if run.staged(f"failed-{step}"):
+        from playcount.pipeline import StepFailure
+
+        return f"`{task_id}` failed: {run.load(f'failed-{step}', StepFailure).reason}"
     job_run_id = context["ti"].xcom_pull(task_ids=task_id, key="glue_job_run_id") if config.compute == "glue" else None
     if job_run_id:
         name = config.jobs[step]
@@ -423,7 +409,7 @@ def check_validation_status(**context: Any) -> str:
 
     config = read_config()
     run = _open_run(config, run_id_of(cast("Context", context)))
-    if not _staged(run, "validate"):
+    if not run.staged("validate"):
         return _fail(
             run, VALIDATION_TASK, _why_unfinished(cast("Context", context), config, run, VALIDATION_TASK, "validate")
         )
@@ -437,7 +423,7 @@ def check_transform_status(**context: Any) -> str:
     """Branch: `load_to_dynamodb` if the events and KPIs are written, else `notify_failure`."""
     config = read_config()
     run = _open_run(config, run_id_of(cast("Context", context)))
-    if not (_staged(run, "transform") and _staged(run, "kpis")):
+    if not (run.staged("transform") and run.staged("kpis")):
         return _fail(
             run, TRANSFORM_TASK, _why_unfinished(cast("Context", context), config, run, TRANSFORM_TASK, "transform")
         )
@@ -451,26 +437,24 @@ def archive_streamed_data(**context: Any) -> None:
     """Move the consumed stream files to `archived/<run date>/` (copy, verify, delete)."""
     from playcount import pipeline
 
-    run = _open(cast("Context", context))
-    with _lease(run):
-        moved = pipeline.archive(run).moved
+    run = _step(read_config(), run_id_of(cast("Context", context)), "archive")
+    moved = run.load("archive", pipeline.ArchiveResult).moved if run.staged("archive") else {}
     log.info("run %s: %d file(s) archived", run.run_id, len(moved))
 
 
-def run_report(run: Run, status: Literal["succeeded", "failed"] = "succeeded", reason: str | None = None) -> RunReport:
+def run_report(run: Run, status: str = "succeeded", reason: str | None = None) -> RunReport:
     """The run report from the stage results staged so far."""
-    from playcount.pipeline import staged_report
+    from playcount.pipeline import RunStatus, staged_report
 
-    return staged_report(run, status, reason)
+    return staged_report(run, RunStatus(status), reason)
 
 
 def notify_success(**context: Any) -> None:
     """Finish the run: mark its files done, write its report, publish the summary to SNS."""
     from playcount import pipeline
 
-    run = _open(cast("Context", context))
-    with _lease(run):
-        report = pipeline.finish(run, run_report(run))
+    run = _step(read_config(), run_id_of(cast("Context", context)), "finish")
+    report = pipeline.RunReport.model_validate_json(run.storage.read_bytes(run.layout.run_report(run.run_id)))
     log.info("run %s %s: %s", run.run_id, report.status, report.summary())
 
 
@@ -480,12 +464,11 @@ def notify_failure(**context: Any) -> None:
     from playcount import pipeline
 
     run = _open(cast("Context", context))
-    if _staged(run, "failure"):
+    if run.staged("failure"):
         failure = run.load("failure", TaskFailure)
     else:
         failure = TaskFailure(task="?", reason="no failure was recorded for this run; see the task logs")
-    with _lease(run):
-        pipeline.finish(run, run_report(run, "failed", failure.reason))
+    _step(read_config(), run.run_id, "finish", status=pipeline.RunStatus.FAILED, reason=failure.reason)
     raise AirflowFailException(f"playcount run `{run.run_id}` failed (notified): {failure.reason}")
 
 

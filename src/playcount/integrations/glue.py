@@ -49,7 +49,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from playcount import pipeline
 from playcount.aws import Aws
@@ -57,6 +57,9 @@ from playcount.engine import connect
 from playcount.errors import PlaycountError, SettingsError
 from playcount.settings import Settings, load_settings
 from playcount.wiring import open_aws
+
+if TYPE_CHECKING:
+    from playcount.pipeline.runner import Step
 
 __all__ = [
     "RUN_ID_PROPERTY", "JobArgs", "job_args", "workflow_run_id", "job_session", "validate_job", "transform_job",
@@ -183,9 +186,9 @@ def job_session() -> Any:
     return GlueContext(SparkContext.getOrCreate()).spark_session  # pragma: no cover
 
 
-def _run_job(
-    step: str, argv: Sequence[str] | None, session: Any, work: Callable[[pipeline.Run, JobArgs], None]
-) -> str:
+def _run_job(step: str, argv: Sequence[str] | None, session: Any, steps: Callable[[JobArgs], list[Step]]) -> str:
+    """Open the run of the job (new for validate, else `--run-id`) and run its steps through the
+    pipeline's sequencer, which takes the root's lease for each."""
     args = job_args(argv)
     aws = open_aws(args.settings)
     run_id = _resolve_run_id(step, args, aws)
@@ -209,58 +212,31 @@ def _run_job(
             )
             log.info("run %s: put into the workflow run %s of %s", run.run_id, workflow_run, name)
         log.info("run %s: %s job on %s", run.run_id, step, run.storage.root)
-        with run.storage.lock(run.layout.lock, run.run_id):
-            work(run, args)
+        for s in steps(args):
+            pipeline.run_step(run, s)
+        if run.staged("validate"):
+            val = run.load("validate", pipeline.Validation)
+            log.info("run %s: validation %s%s", run.run_id, val.status, f": {val.reason}" if val.reason else "")
         return run.run_id
     finally:
         engine.close()
 
 
-def _validate(run: pipeline.Run, args: JobArgs) -> None:
-    pipeline.clear_stale_staging(run)  # a crashed run's leftovers, as `run_pipeline` does
-    discovery = pipeline.discover(run)
-    run.save("discover", discovery)
-    result = pipeline.validate(run, discovery)
-    log.info("run %s: validation %s%s", run.run_id, result.status, f": {result.reason}" if result.reason else "")
-
-
-def _validation(run: pipeline.Run) -> pipeline.Validation:
-    return run.load("validate", pipeline.Validation)
-
-
-def _transform(run: pipeline.Run, args: JobArgs) -> None:
-    if _validation(run).status == "failed":
-        log.info("run %s: validation failed, nothing to transform", run.run_id)
-        return
-    pipeline.transform(run)
-    pipeline.compute_kpis(run)
-
-
-def _load(run: pipeline.Run, args: JobArgs) -> None:
-    validation = _validation(run)
-    if validation.status == "passed":
-        pipeline.load(run)
-        if args.finish_run:
-            pipeline.archive(run)
-    if args.finish_run:
-        report = pipeline.finish(run, pipeline.staged_report(run))
-        log.info("run %s %s: %s", run.run_id, report.status, report.summary())
-
-
 def validate_job(argv: Sequence[str] | None = None, session: Any = None) -> str:
     """Discover and validate (`glue/validate_job.py`). Returns the run id (new unless given)."""
-    return _run_job("validate", argv, session, _validate)
+    return _run_job("validate", argv, session, lambda args: ["validate"])
 
 
 def transform_job(argv: Sequence[str] | None = None, session: Any = None) -> str:
-    """Transform and compute the KPIs of the run `--run-id` (`glue/transform_job.py`)."""
-    return _run_job("transform", argv, session, _transform)
+    """Transform and compute the KPIs of the run `--run-id` (`glue/transform_job.py`); nothing
+    when its validation failed."""
+    return _run_job("transform", argv, session, lambda args: ["transform"])
 
 
 def load_job(argv: Sequence[str] | None = None, session: Any = None) -> str:
     """Load the KPIs of the run `--run-id` into the store; with `--finish-run true` also archive,
     mark done, report and notify (`glue/load_to_dynamodb.py`)."""
-    return _run_job("load", argv, session, _load)
+    return _run_job("load", argv, session, lambda args: ["load", "archive", "finish"] if args.finish_run else ["load"])
 
 
 def main(job: Callable[[Sequence[str] | None, Any], str]) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from playcount.errors import LockedError, StorageError
+from playcount.errors import ArchiveConflictError, LockedError
 from playcount.lake.base import FileInfo
 
 __all__ = ["LocalStorage", "RunLock"]
@@ -124,7 +124,7 @@ class LocalStorage:
         s, d = self._p(src), self._p(dst)
         if d.exists():
             if self.fingerprint(src) != self.fingerprint(dst):
-                raise StorageError(
+                raise ArchiveConflictError(
                     f"cannot move `{src}` to `{dst}`: a different file is already there",
                     fix="rename one of them; playcount never overwrites an archived file",
                 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import json
 import logging
 import os
@@ -17,7 +18,7 @@ import threading
 from types import TracebackType
 from typing import IO, Any
 
-from playcount.errors import LockedError, PlaycountError, SettingsError, StorageError
+from playcount.errors import ArchiveConflictError, LockedError, SettingsError, StorageError
 from playcount.lake.base import FileInfo
 
 __all__ = ["S3Storage", "S3Lease", "parse_s3_root"]
@@ -119,8 +120,8 @@ class S3Storage:
             raise
 
     def open(self, path: str) -> IO[bytes]:
-        body: IO[bytes] = self._get(path)["Body"]
-        return body
+        """The object's bytes as a stream, read as they are needed (never the whole object)."""
+        return io.BufferedReader(_Body(self._get(path)["Body"]), buffer_size=1 << 20)
 
     def read_bytes(self, path: str) -> bytes:
         with self.open(path) as body:
@@ -191,7 +192,7 @@ class S3Storage:
         existing = self._head(dst)
         if existing is not None:
             if not self._same_content(src, source, dst, existing):
-                raise PlaycountError(
+                raise ArchiveConflictError(
                     f"cannot move `{self.uri(src)}` to `{self.uri(dst)}`: a different object is already there",
                     fix="rename one of them; playcount never overwrites an archived file",
                 )
@@ -249,6 +250,27 @@ class S3Storage:
     def lock(self, path: str, run_id: str) -> S3Lease:
         """The run lease at `path` (see `S3Lease`)."""
         return S3Lease(self.client, self.bucket, self.key(path), run_id, ttl=self.lease_seconds)
+
+
+class _Body(io.RawIOBase):
+    """A botocore `StreamingBody` as a raw stream. The body closes itself once read to its end,
+    after which a text reader over it would fail ("I/O operation on closed file"); this stream
+    stays open until closed and reads as empty at the end."""
+
+    def __init__(self, body: Any) -> None:
+        self._body = body
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        data = self._body.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._body.close()
+        super().close()
 
 
 def _fingerprint(head: dict[str, Any]) -> str:

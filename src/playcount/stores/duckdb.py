@@ -55,7 +55,7 @@ def _openable(path: str, *, write: bool = False) -> Iterator[str]:
 class CorruptStoreError(StoreError):
     """The store file is not a DuckDB database (or a damaged one): no retry mends it."""
 
-    retryable = False
+    transient = False
 
 
 class DuckDBStore:

@@ -35,7 +35,7 @@ class MemoryStore:
 
 
 class FaultyStore(MemoryStore):
-    """Fails the first `failures` writes with a retryable `StoreError`."""
+    """Fails the first `failures` writes with a transient `StoreError`."""
 
     def __init__(self, failures: int = 1) -> None:
         super().__init__()

@@ -1,0 +1,183 @@
+"""The one stage sequencer: the CLI (`run_pipeline`), the Airflow tasks and the Glue jobs all run
+the stages through `run_step`, so which stages a step runs, when a stage is skipped, how staging
+is cleaned and how a failure is staged are decided here only.
+
+A step is a list of stages (`STEPS`). Every stage stages its result under
+`_playcount/staging/<run-id>/`, so a step can run in another process than the one before it (an
+Airflow task, a Glue job) and be retried on its own. `run_pipeline` runs every step in one
+process under one lock and hands the clean rows from validate to transform in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Literal
+
+from pydantic import BaseModel
+
+from playcount.errors import PlaycountError
+from playcount.pipeline.discover import _require_root, discover
+from playcount.pipeline.results import Discovery, RunReport, RunStatus, Validation, ValidationStatus
+from playcount.pipeline.run import Handoff, Run, _lock, check_writable, clear_stale_staging
+from playcount.pipeline.stages import archive, compute_kpis, finish, load, staged_report, transform
+from playcount.pipeline.validate import validate
+
+__all__ = ["STAGES", "STEPS", "Step", "StepFailure", "run_step", "run_pipeline", "failure_reason"]
+
+log = logging.getLogger("playcount")
+
+Step = Literal["validate", "transform", "load", "archive", "finish"]
+STEPS: dict[Step, tuple[str, ...]] = {
+    "validate": ("discover", "validate"),
+    "transform": ("transform", "kpis"),
+    "load": ("load",),
+    "archive": ("archive",),
+    "finish": ("finish",),
+}
+"""The steps of a run, in order, and the stages each runs: one Airflow task or Glue job each (the
+Glue load job runs load, archive and finish when it finishes the run)."""
+STAGES = tuple(stage for stages in STEPS.values() for stage in stages)
+
+
+class StepFailure(BaseModel):
+    """Why a step of the run failed: staged as `failed-<step>` for whoever reports the run."""
+
+    step: str
+    reason: str
+    transient: bool
+
+
+def failure_reason(e: BaseException) -> str:
+    """The reason a run report gives for an error: a terminal playcount error's own message (it
+    says what to fix first); anything else, with the promise that a re-run is safe."""
+    if isinstance(e, PlaycountError) and not e.transient:
+        return str(e)
+    return f"unexpected error: {e} (safe to re-run)" if not isinstance(e, PlaycountError) else f"{e} (safe to re-run)"
+
+
+def _record_seconds(run: Run, stage: str, seconds: float) -> None:
+    """Stage -> seconds, staged, so that a report built in another process shows them too."""
+    path = run.staging("stages.json")
+    timings = json.loads(run.storage.read_bytes(path)) if run.storage.exists(path) else {}
+    timings[stage] = round(seconds, 3)
+    run.storage.write_bytes(path, json.dumps(timings).encode())
+
+
+def _validation(run: Run) -> Validation | None:
+    return run.load("validate", Validation) if run.staged("validate") else None
+
+
+def _passed(run: Run) -> bool:
+    val = _validation(run)
+    return val is not None and val.status == ValidationStatus.PASSED
+
+
+def _stage(run: Run, stage: str, *, status: RunStatus | None, reason: str | None) -> bool:
+    """Run one stage; False when the run has nothing more to do after it (nothing new)."""
+    if stage == "discover":
+        clear_stale_staging(run)
+        d = discover(run)
+        run.save("discover", d)
+        if d.nothing_to_do:
+            # a validation with nothing in it: the later steps of a run in separate processes
+            # (Airflow, Glue) then do nothing, and its report says nothing_to_do
+            run.save("validate", Validation(status=ValidationStatus.PASSED, files=[]))
+            return False
+        check_writable(run)
+    elif stage == "validate":
+        validate(run, run.load("discover", Discovery))
+    elif stage == "transform":
+        if _passed(run):
+            transform(run)
+    elif stage == "kpis":
+        if _passed(run):
+            compute_kpis(run)
+    elif stage == "load":
+        if _passed(run):
+            load(run)
+    elif stage == "archive":
+        if _passed(run):
+            archive(run)
+    elif stage == "finish":
+        finish(run, staged_report(run, status or RunStatus.SUCCEEDED, reason))
+    else:
+        raise ValueError(f"unknown stage `{stage}`")
+    return True
+
+
+def _run_stages(
+    run: Run, step: Step, hook: Callable[[str], None], *, status: RunStatus | None = None, reason: str | None = None
+) -> bool:
+    """The stages of `step` (no lock taken); a failure is staged as `failed-<step>` and raised."""
+    try:
+        for stage in STEPS[step]:
+            if step in ("transform", "load", "archive") and not run.staged("validate"):
+                raise PlaycountError(
+                    f"run `{run.run_id}` has no validation result, so its {step} step cannot run",
+                    fix="run its validate step first",
+                )
+            started = time.perf_counter()
+            run.progress(stage, "started")
+            going = _stage(run, stage, status=status, reason=reason)
+            if stage != "finish":  # finish wrote the report and dropped the staging
+                _record_seconds(run, stage, time.perf_counter() - started)
+            hook(stage)
+            if not going:
+                return False
+        return True
+    except Exception as e:
+        transient = not isinstance(e, PlaycountError) or e.transient
+        try:
+            run.save(f"failed-{step}", StepFailure(step=step, reason=failure_reason(e), transient=transient))
+        except Exception:  # noqa: BLE001 - the lake itself may be what failed
+            log.warning("run %s: could not stage the failure of its %s step", run.run_id, step, exc_info=True)
+        raise
+
+
+def run_step(run: Run, step: Step, *, status: RunStatus | None = None, reason: str | None = None) -> bool:
+    """Run one step of `run` under the root's lock (an Airflow task, a Glue job). Returns False
+    when the run has nothing more to do (the validate step found nothing new).
+
+    `status`/`reason` are for the finish step of a run that failed elsewhere (the report says so).
+    """
+    with _lock(run):
+        return _run_stages(run, step, lambda stage: None, status=status, reason=reason)
+
+
+def run_pipeline(
+    run: Run, *, after_stage: Callable[[str], None] | None = None, quiet_when_idle: bool = False
+) -> RunReport:
+    """Every step in this process under the root's lock. Returns the report (status failed on
+    failed validation); re-raises an unexpected error after reporting it (the run is safe to
+    re-run).
+
+    `after_stage` is called after each stage (tests use it to simulate a crash there).
+    `quiet_when_idle` (`watch`): a run with nothing to do leaves no report and sends nothing.
+    """
+    hook = after_stage or (lambda stage: None)
+    _require_root(run)
+    run.handoff = Handoff()
+    with _lock(run):
+        try:
+            if not _run_stages(run, "validate", hook):
+                report = staged_report(run)
+                if quiet_when_idle:
+                    log.debug("run %s: nothing to do", run.run_id)
+                    for f in run.storage.list(run.staging("")):
+                        run.storage.delete(f.path)
+                    return report
+                return finish(run, report)
+            for step in ("transform", "load", "archive"):
+                _run_stages(run, step, hook)
+            report = staged_report(run)
+            finish(run, report)
+            hook("finish")
+            return report
+        except Exception as e:
+            log.exception("run %s failed", run.run_id)
+            finish(run, staged_report(run, RunStatus.FAILED, failure_reason(e)))
+            raise
+

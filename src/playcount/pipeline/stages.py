@@ -1,0 +1,295 @@
+"""Stages 3 to 7: transform, kpis, load, archive, finish; and the run report from staged results."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import logging
+from typing import Any
+
+from playcount import kpis as kpi
+from playcount.notify import Notification, notify_safely
+from playcount.pipeline.discover import (
+    _signature,
+)
+from playcount.pipeline.results import (
+    ArchiveResult,
+    Discovery,
+    FileOutcome,
+    FileStatus,
+    KpiResult,
+    LoadResult,
+    RunReport,
+    RunStatus,
+    TransformResult,
+    Validation,
+    ValidationStatus,
+)
+from playcount.pipeline.run import (
+    Handoff,
+    Run,
+)
+from playcount.report import write_report_safely
+from playcount.transform import enrich_streams
+
+log = logging.getLogger("playcount")
+
+
+# -- 3. transform ------------------------------------------------------------------------------
+
+
+def transform(run: Run) -> TransformResult:
+    """Enrich the clean streams (staged, or handed over by `validate` in `run_pipeline`); write one
+    Parquet file per (source file, date)."""
+    val = run.load("validate", Validation)
+    accepted = val.accepted()
+    if not accepted:
+        result = TransformResult(dates=[], events=0)
+        run.save("transform", result)
+        return result
+    songs = run.engine.read_parquet([run.storage.uri(run.layout.reference("songs"))])
+    handoff, run.handoff = run.handoff or Handoff(), None  # taken once: a retry reads the staging
+    streams = handoff.clean_streams
+    if streams is None:
+        streams = run.engine.read_parquet([run.storage.uri(run.staging("clean_streams.parquet"))])
+    # not materialised: the (file, date) parts are written straight from the clean rows
+    events = enrich_streams(streams, songs)
+    pairs: list[dict[str, Any]]
+    if handoff.clean_parts is not None:  # validate counted them already
+        pairs = [{"_source_file": f, "date": d, "n": n} for f, d, n in sorted(handoff.clean_parts)]
+    else:
+        pairs = run.engine.to_arrow(
+            events.group_by(["_source_file", "date"]).aggregate(n=events.count()).order_by(["_source_file", "date"])
+        ).to_pylist()
+    fp = {o.name: o.fingerprint for o in accepted}
+    written: dict[str, list[str]] = {}
+    parts: dict[tuple[Any, ...], str] = {}
+    for p in pairs:
+        path = run.layout.events(p["date"], fp[p["_source_file"]])
+        parts[(p["_source_file"], p["date"])] = run.storage.prepare(path)
+        written.setdefault(p["_source_file"], []).append(path)
+    run.engine.write_parquet_parts(events, ("_source_file", "date"), parts)
+    dates = sorted({p["date"] for p in pairs})
+    result = TransformResult(dates=dates, events=sum(p["n"] for p in pairs), files=written)
+    run.save("transform", result)
+    run.progress("transform", f"{result.events:,} events over {len(dates)} date(s)")
+    return result
+
+
+# -- 4. kpis -----------------------------------------------------------------------------------
+
+
+def compute_kpis(run: Run) -> KpiResult:
+    """Recompute the three KPI tables for the touched dates, from every event of those dates."""
+    tr = run.load("transform", TransformResult)
+    rows: dict[str, int] = dict.fromkeys(kpi.KPI_TABLES, 0)
+    if tr.dates:
+        files = [
+            run.storage.uri(f.path)
+            for d in tr.dates
+            for f in run.storage.list(run.layout.events_dir(d))
+            if f.name.endswith(".parquet")
+        ]
+        enriched = run.engine.read_parquet(files)
+        # not materialised: each table below scans the events once, the repeated keys are small
+        repeated = run.engine.materialize(kpi.repeated_keys(enriched), "repeated")
+        events = kpi.unique_events(enriched, repeated)
+        songs = run.engine.read_parquet([run.storage.uri(run.layout.reference("songs"))])
+        titles = kpi.song_titles(songs)
+        genres = run.engine.materialize(kpi.genre_kpis(events), "genre_kpis")
+        tables = {
+            "genre_kpis": genres,
+            "top_songs": kpi.top_songs(events, titles, run.settings.top_songs_n),
+            "top_genres": kpi.top_genres(genres, run.settings.top_genres_n),
+        }
+        for name, t in tables.items():
+            t = run.engine.materialize(t, name)
+            for d in tr.dates:
+                part = t.filter(t.date == d)
+                run.engine.write_parquet(part, run.storage.prepare(run.layout.kpi(name, d)))
+            rows[name] = int(run.engine.scalar(t.count()))  # type: ignore[call-overload]
+    result = KpiResult(dates=tr.dates, rows=rows)
+    run.save("kpis", result)
+    run.progress("kpis", ", ".join(f"{k}: {n}" for k, n in rows.items()))
+    return result
+
+
+# -- 5. load -----------------------------------------------------------------------------------
+
+
+def load(run: Run) -> LoadResult:
+    """Replace the touched dates' rows in the KPI store."""
+    k = run.load("kpis", KpiResult)
+    rows: dict[str, int] = {}
+    for name in kpi.KPI_TABLES:
+        if not k.dates:
+            rows[name] = 0
+            continue
+        t = run.engine.read_parquet([run.storage.uri(run.layout.kpi(name, d)) for d in k.dates])
+        rows[name] = run.store.replace(name, k.dates, run.engine.to_arrow(t))
+    result = LoadResult(dates=k.dates, rows=rows)
+    run.save("load", result)
+    run.progress("load", ", ".join(f"{k}: {n}" for k, n in rows.items()))
+    return result
+
+
+# -- 6. archive --------------------------------------------------------------------------------
+
+
+def archive(run: Run) -> ArchiveResult:
+    """Move the accepted and skipped stream files to `archived/<run date>/`.
+
+    A different file already archived under the same name is never overwritten: this one gets
+    its fingerprint in its name instead. A local file is checked again before and after its move:
+    one that changed since the run read it is withdrawn (`_withdraw`) and left in the landing
+    zone, so that its final content counts exactly once, in a later run.
+    """
+    val = run.load("validate", Validation)
+    moved: dict[str, str] = {}
+    changed: list[FileOutcome] = []
+    for o in val.files:
+        if o.dataset != "streams" or o.status not in (FileStatus.ACCEPTED, FileStatus.SKIPPED):
+            continue
+        dst = _archive_path(run, o)
+        if not run.storage.exists(o.path):
+            if run.storage.exists(dst) and run.storage.fingerprint(dst) == o.fingerprint:
+                moved[o.path] = dst  # moved by an earlier attempt of this stage
+            continue
+        if o.signature is not None and _signature(run, o.path) != o.signature:
+            changed.append(o)
+            continue
+        run.storage.move(o.path, dst)
+        if o.signature is not None and _signature(run, dst) != o.signature:
+            # a writer still holding the file wrote to it after the check: back where it was
+            run.storage.move(dst, o.path)
+            changed.append(o)
+            continue
+        moved[o.path] = dst
+    if changed:
+        _withdraw(run, val, changed)
+    result = ArchiveResult(moved=moved, changed=[o.name for o in changed])
+    run.save("archive", result)
+    gone = f"; {len(changed)} changed after it was read, withdrawn and left for the next run" if changed else ""
+    run.progress("archive", f"{len(moved)} file(s) archived{gone}")
+    return result
+
+
+def _archive_path(run: Run, o: FileOutcome) -> str:
+    dst = run.layout.archived(run.run_date, o.name)
+    if run.storage.exists(dst) and run.storage.fingerprint(dst) != o.fingerprint:
+        folder, slash, base = o.name.rpartition("/")
+        stem, dot, ext = base.partition(".")
+        dst = run.layout.archived(run.run_date, f"{folder}{slash}{stem}.{o.fingerprint[:12]}{dot}{ext}")
+    return dst
+
+
+def _withdraw(run: Run, val: Validation, changed: list[FileOutcome]) -> None:
+    """Take back what the run counted of files that changed after it read them: their events,
+    their bad rows; then the KPIs of the dates they touched again, and the store."""
+    names = {o.name for o in changed if o.status == FileStatus.ACCEPTED}
+    for o in changed:
+        o.status, o.rows, o.clean, o.bad, o.rules, o.warnings = FileStatus.PENDING, 0, 0, 0, {}, {}
+        o.reason = (
+            f"`{o.name}` changed after the run read it: what was counted of it is withdrawn, and it is left in the "
+            "landing zone for the next run"
+        )
+    if names and "streams" in val.bad_rows and not _drop_bad_rows(run, val.bad_rows["streams"], names):
+        run.storage.delete(val.bad_rows.pop("streams"))
+    run.save("validate", val)
+    if not names:
+        return
+    tr = run.load("transform", TransformResult)
+    for name in names:
+        for path in tr.files.pop(name, []):
+            run.storage.delete(path)
+    run.save("transform", tr)
+    compute_kpis(run)
+    load(run)
+
+
+def _drop_bad_rows(run: Run, path: str, names: set[str]) -> int:
+    """Rewrite a bad-rows CSV without the rows of `names`; the rows left."""
+    text = run.storage.read_bytes(path).decode("utf-8")
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    header, body = rows[0], rows[1:]
+    at = header.index("_source_file")
+    kept = [r for r in body if r[at] not in names]
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows([header, *kept])
+    run.storage.write_bytes(path, buf.getvalue().encode("utf-8"))
+    return len(kept)
+
+
+# -- 7. finish ---------------------------------------------------------------------------------
+
+
+def finish(run: Run, report: RunReport) -> RunReport:
+    """Mark files done, write the run report, notify, and drop the run's staging."""
+    if report.status == RunStatus.SUCCEEDED:
+        for o in report.files:
+            done = o.status in (FileStatus.ACCEPTED, FileStatus.SKIPPED)
+            if o.dataset == "streams" and done and o.path in report.archived:
+                run.ledger.mark_done(
+                    o.fingerprint,
+                    {"run_id": run.run_id, "file": o.name, "archived": report.archived[o.path]},
+                )
+    report.finished_at = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    report_json = report.model_dump_json(indent=2).encode()
+    run.storage.write_bytes(run.layout.run_report(run.run_id), report_json)
+    # the HTML page (`_playcount/reports/`); a page that cannot be drawn is logged, the run stands
+    page = write_report_safely(run.storage, run.store, report_json)
+    words = {RunStatus.SUCCEEDED: "succeeded", RunStatus.FAILED: "FAILED", RunStatus.NOTHING_TO_DO: "nothing to do"}
+    subject = f"playcount run {run.run_id} {words[report.status]}"
+    if report.status == RunStatus.SUCCEEDED:
+        s = report.summary()
+        subject += f": {s['clean']:,} clean / {s['bad']:,} bad rows, {len(report.dates)} date(s)"
+    if report.status != RunStatus.NOTHING_TO_DO or run.settings.notify.on_nothing_to_do:
+        notify_safely(
+            run.notifier, Notification(run.run_id, report.status, subject[:100], report.summary(), report=page)
+        )
+    else:  # a cron'd run with nothing new would notify every time: a log line only (SPEC §7)
+        log.info("%s", subject)
+    for f in run.storage.list(f"_playcount/staging/{run.run_id}"):
+        run.storage.delete(f.path)
+    return report
+
+
+def staged_report(run: Run, status: RunStatus = RunStatus.SUCCEEDED, reason: str | None = None) -> RunReport:
+    """The run report from the stage results staged so far (whichever process ran them: one CLI
+    run, Airflow tasks, Glue jobs), with the seconds each stage took."""
+    report = RunReport(
+        run_id=run.run_id, status=status, reason=reason, root=run.storage.root, run_date=run.run_date,
+        started_at=run.started_at,
+    )
+    timings = run.staging("stages.json")
+    if run.storage.exists(timings):
+        report.stages = json.loads(run.storage.read_bytes(timings))
+    if run.staged("discover"):
+        d = run.load("discover", Discovery)
+        if d.nothing_to_do and status == RunStatus.SUCCEEDED:
+            report.status = RunStatus.NOTHING_TO_DO
+            report.reason = "no new stream files" + (
+                f"; {len(d.pending)} still being written, left for the next run" if d.pending else ""
+            )
+        if d.nothing_to_do:
+            report.files = [
+                FileOutcome(
+                    dataset=f.dataset, name=f.name, path=f.path, fingerprint=f.fingerprint,
+                    status=FileStatus.PENDING, reason=f.waiting,
+                )
+                for f in d.pending
+            ]
+    if run.staged("validate"):
+        validation = run.load("validate", Validation)
+        report.files, report.bad_rows = validation.files, validation.bad_rows
+        if report.status == RunStatus.SUCCEEDED and validation.status == ValidationStatus.FAILED:
+            report.status, report.reason = RunStatus.FAILED, validation.reason
+    if run.staged("transform"):
+        report.dates = run.load("transform", TransformResult).dates
+    if run.staged("load"):
+        report.kpi_rows = run.load("load", LoadResult).rows
+    if run.staged("archive"):
+        report.archived = run.load("archive", ArchiveResult).moved
+    return report

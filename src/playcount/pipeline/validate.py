@@ -1,0 +1,308 @@
+"""Stage 2: read and check every new file; quarantine bad rows, reject unusable files."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import ibis
+import ibis.expr.types as ir
+
+from playcount import validation as v
+from playcount.contracts import CONTRACTS, Contract
+from playcount.engine import RawRead
+from playcount.errors import SchemaError
+from playcount.pipeline.discover import (
+    _signature,
+)
+from playcount.pipeline.results import (
+    Discovery,
+    FileOutcome,
+    FileStatus,
+    InputFile,
+    Validation,
+    ValidationStatus,
+)
+from playcount.pipeline.run import (
+    Run,
+)
+
+log = logging.getLogger("playcount")
+
+
+# -- 2. validate -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Checked:
+    """One dataset after the rules: the checked table, malformed rows, per-file outcomes."""
+
+    checked: v.Checked | None
+    malformed: list[ir.Table]
+    outcomes: dict[str, FileOutcome]
+
+
+def _read(run: Run, files: list[InputFile], contract: Contract) -> tuple[list[RawRead], dict[str, FileOutcome]]:
+    reads: list[RawRead] = []
+    outcomes: dict[str, FileOutcome] = {}
+    for done, f in enumerate(files):
+        if len(files) > 1:  # files done of all, for the progress display
+            run.progress("validate", f"{f.dataset}: reading file {done + 1} of {len(files)}")
+        outcome = FileOutcome(
+            dataset=f.dataset, name=f.name, path=f.path, fingerprint=f.fingerprint, signature=f.signature
+        )
+        outcomes[f.name] = outcome
+        raw: RawRead | None = None
+        try:
+            raw = run.engine.read_csv(
+                run.storage.uri(f.path),
+                lambda path=f.path: run.storage.open(path),  # type: ignore[misc]
+                f.name,
+                required=contract.required,
+            )
+        except SchemaError as e:
+            outcome.status, outcome.reason = FileStatus.REJECTED, str(e)
+        except FileNotFoundError:
+            outcome.status, outcome.reason = FileStatus.PENDING, f"`{f.name}` disappeared while the run read it"
+            continue
+        if f.signature is not None and _signature(run, f.path) != f.signature:
+            # read while it changed: what was read is not its content; the next run takes it whole
+            outcome.status = FileStatus.PENDING
+            outcome.reason = f"`{f.name}` changed while the run read it: left in the landing zone for the next run"
+            if raw is not None:
+                raw.release()
+            continue
+        if raw is not None:
+            reads.append(raw)
+    return reads, outcomes
+
+
+def _check(
+    run: Run, files: list[InputFile], contract: Contract, check: Callable[[ir.Table, v.Persist], v.Checked]
+) -> _Checked:
+    """Read, check and count one dataset; reject files over `max_bad_row_ratio`."""
+    started = time.perf_counter()
+    reads, outcomes = _read(run, files, contract)
+    if not reads:
+        return _Checked(None, [], outcomes)
+    raw = run.engine.union([r.table for r in reads], prefix=f"raw_{contract.dataset}")
+    checked = replace(
+        check(raw, lambda t: run.engine.materialize(t, f"checked_{contract.dataset}")),
+        raw_columns=tuple(dict.fromkeys(c for r in reads for c in r.columns)),
+    )
+    for r in reads:
+        r.release()  # what the checks persisted is all that is used from here on
+    counts = run.engine.to_arrow(v.rule_counts(checked)).to_pylist()
+    by_file = {row.pop("_source_file"): row for row in counts}
+    limit = run.settings.max_bad_row_ratio
+    total = 0
+    for r in reads:
+        src = outcomes[r.source]
+        c = by_file.get(src.name, {"rows": 0, "bad": 0})
+        malformed = r.rows - int(c["rows"])
+        src.rows = r.rows
+        src.bad = int(c["bad"]) + malformed
+        src.clean = src.rows - src.bad
+        src.rules = {k: int(n) for k, n in c.items() if k not in ("rows", "bad") and n}
+        if malformed:
+            src.rules[v.MALFORMED] = malformed
+        total += r.rows
+        share = src.bad / src.rows
+        if share > limit:
+            src.status = FileStatus.REJECTED
+            src.reason = (
+                f"`{src.name}`: {src.bad} of {src.rows} rows are bad ({share:.1%}), more than "
+                f"max_bad_row_ratio {limit:.0%}; most common: {_top_rules(src.rules)}"
+            )
+    elapsed = time.perf_counter() - started
+    run.progress(
+        "validate",
+        f"{contract.dataset}: {total:,} rows in {elapsed:.1f}s ({total / max(elapsed, 1e-9):,.0f} rows/s)",
+    )
+    return _Checked(checked, [r.malformed for r in reads], outcomes)
+
+
+def _top_rules(rules: dict[str, int]) -> str:
+    top = sorted(rules.items(), key=lambda kv: -kv[1])[:3]
+    return ", ".join(f"{k} ({n})" for k, n in top) or "none"
+
+
+def _accepted_filter(t: ir.Table, names: list[str]) -> ir.Table:
+    return t.filter(t._source_file.isin(names)) if names else t.filter(ibis.literal(False))
+
+
+def _write_bad_rows(run: Run, dataset: str, c: _Checked) -> str | None:
+    accepted = [o.name for o in c.outcomes.values() if o.status == FileStatus.ACCEPTED]
+    parts = []
+    if c.checked is not None:
+        parts.append(_accepted_filter(v.bad_rows(c.checked), accepted))
+    parts += [_accepted_filter(m, accepted) for m in c.malformed]
+    if not parts or not sum(o.bad for o in c.outcomes.values() if o.status == FileStatus.ACCEPTED):
+        return None
+    bad = run.engine.union(parts, prefix=f"bad_{dataset}")
+    cols = [x for x in bad.columns if x not in ("_source_file", "_line", "_reasons", "_raw")]
+    ordered = bad.select(*cols, *(["_raw"] if "_raw" in bad.columns else []), "_source_file", "_line", "_reasons")
+    path = run.layout.bad_rows(dataset, run.run_id)
+    run.engine.write_csv(ordered.order_by(["_source_file", "_line"]), run.storage.prepare(path))
+    return path
+
+
+def _reject(
+    run: Run, outcome: FileOutcome, fix: str = "correct the file and drop it into the landing zone again"
+) -> None:
+    dst = run.layout.rejected(run.run_id, outcome.name)
+    run.storage.move(outcome.path, dst)
+    error = {
+        "run_id": run.run_id,
+        "file": outcome.name,
+        "dataset": outcome.dataset,
+        "fingerprint": outcome.fingerprint,
+        "reason": outcome.reason,
+        "rows": outcome.rows,
+        "bad": outcome.bad,
+        "rules": outcome.rules,
+        "fix": fix,
+    }
+    run.storage.write_bytes(dst + ".error.json", json.dumps(error, indent=2).encode())
+    outcome.path = dst
+
+
+def validate(run: Run, discovery: Discovery | None = None, *, dry_run: bool = False) -> Validation:
+    """SPEC §1-2 over the reference files and the new stream files.
+
+    Writes bad rows, moves rejected files, writes the clean reference data and stages the clean
+    stream rows for `transform`. With `dry_run`, only reports: writes and moves nothing.
+    `discovery` defaults to this run's saved `discover` result.
+    """
+    d = discovery or run.load("discover", Discovery)
+    s = run.settings
+    missing = [
+        f"no {ds} file: put the {ds} CSV in `{run.storage.uri(run.layout.landing(ds))}/`"
+        for ds, files in (("songs", d.songs), ("users", d.users))
+        if not files
+    ]
+    files: list[FileOutcome] = []
+    bad_paths: dict[str, str] = {}
+
+    def done(status: ValidationStatus, reason: str | None) -> Validation:
+        files.extend(
+            FileOutcome(
+                dataset="streams", name=f.name, path=f.path, fingerprint=f.fingerprint, signature=f.signature,
+                status=FileStatus.SKIPPED, reason="already processed (same content)",
+            )
+            for f in d.skipped
+        )
+        files.extend(
+            FileOutcome(
+                dataset=f.dataset, name=f.name, path=f.path, fingerprint=f.fingerprint, status=FileStatus.PENDING,
+                reason=f.waiting,
+            )
+            for f in d.pending
+        )
+        result = Validation(status=status, reason=reason, files=files, bad_rows=bad_paths)
+        if not dry_run:
+            run.save("validate", result)
+        return result
+
+    def pending(reason: str) -> list[FileOutcome]:
+        return [
+            FileOutcome(
+                dataset="streams", name=f.name, path=f.path, fingerprint=f.fingerprint, signature=f.signature,
+                status=FileStatus.PENDING, reason=f"not validated, left in the landing zone: {reason}",
+            )
+            for f in d.new
+        ]
+
+    unusable = [
+        FileOutcome(
+            dataset=f.dataset, name=f.name, path=f.path, fingerprint=f.fingerprint, status=FileStatus.REJECTED,
+            reason=f"`{f.name}` is {f.problem}",
+        )
+        for f in d.unusable
+    ]
+    files.extend(unusable)
+    if not dry_run:
+        for o in unusable:
+            _reject(run, o, fix="replace the link or special file with the CSV file itself")
+    waiting_ref = [f.waiting for f in d.pending if f.dataset != "streams"]
+    if waiting_ref:
+        reason = "reference data still being written: " + "; ".join(str(w) for w in waiting_ref)
+        files.extend(pending(reason))
+        return done(ValidationStatus.FAILED, reason)
+
+    if missing:
+        reason = "; ".join(missing)
+        files.extend(pending(reason))
+        return done(ValidationStatus.FAILED, reason)
+
+    songs = _check(run, d.songs, CONTRACTS["songs"], v.check_songs)
+    users = _check(
+        run, d.users, CONTRACTS["users"],
+        lambda raw, persist: v.check_users(
+            raw, today=run.processing_time.date(), min_age=s.min_user_age, max_age=s.max_user_age, persist=persist
+        ),
+    )
+    ref_outcomes = [*songs.outcomes.values(), *users.outcomes.values()]
+    files.extend(ref_outcomes)
+    changed_ref = [o for o in ref_outcomes if o.status == FileStatus.PENDING]
+    if changed_ref:
+        reason = "reference data changed while the run read it: " + "; ".join(str(o.reason) for o in changed_ref)
+        files.extend(pending(reason))
+        return done(ValidationStatus.FAILED, reason)
+    rejected_ref = [o for o in ref_outcomes if o.status == FileStatus.REJECTED]
+    unusable_ref = [o for o in unusable if o.dataset != "streams"]
+    rejected_ref += unusable_ref
+    if rejected_ref:
+        reason = "reference data rejected: " + "; ".join(str(o.reason) for o in rejected_ref)
+        if not dry_run:
+            for o in rejected_ref[: len(rejected_ref) - len(unusable_ref)]:  # the unusable ones are moved
+                _reject(run, o)
+        files.extend(pending(reason))
+        return done(ValidationStatus.FAILED, reason)
+    assert songs.checked is not None and users.checked is not None
+    clean_songs = run.engine.materialize(v.clean_rows(songs.checked), "clean_songs")
+    clean_users = run.engine.materialize(v.clean_rows(users.checked), "clean_users")
+    if not dry_run:
+        for ds, c in (("songs", songs), ("users", users)):
+            path = _write_bad_rows(run, ds, c)
+            if path:
+                bad_paths[ds] = path
+        for ds, t in (("songs", clean_songs), ("users", clean_users)):
+            run.engine.write_parquet(t, run.storage.prepare(run.layout.reference(ds)))
+
+    streams = _check(
+        run, d.new, CONTRACTS["streams"],
+        lambda raw, persist: v.check_streams(
+            raw, songs=clean_songs, users=clean_users, now=run.processing_time, persist=persist
+        ),
+    )
+    outcomes = list(streams.outcomes.values())
+    files.extend(outcomes)
+    accepted = [o.name for o in outcomes if o.status == FileStatus.ACCEPTED]
+    if streams.checked is not None and accepted:
+        clean = _accepted_filter(v.clean_rows(streams.checked), accepted)
+        summary = run.engine.to_arrow(v.clean_summary(clean, clean_users)).to_pylist()
+        for row in summary:
+            if row["early"]:
+                warnings = streams.outcomes[row["_source_file"]].warnings
+                key = "listen_time before created_at"
+                warnings[key] = warnings.get(key, 0) + int(row["early"])
+        if run.handoff is not None:
+            run.handoff.clean_streams = clean
+            run.handoff.clean_parts = [(r["_source_file"], r["date"], r["rows"]) for r in summary]
+        elif not dry_run:
+            run.engine.write_parquet(clean, run.storage.prepare(run.staging("clean_streams.parquet")))
+    if not dry_run:
+        path = _write_bad_rows(run, "streams", streams)
+        if path:
+            bad_paths["streams"] = path
+        for o in outcomes:
+            if o.status == FileStatus.REJECTED:
+                _reject(run, o)
+    if d.new and not accepted and all(o.status == FileStatus.REJECTED for o in outcomes):
+        reason = "every new stream file was rejected: " + "; ".join(str(o.reason) for o in outcomes)
+        return done(ValidationStatus.FAILED, reason)
+    return done(ValidationStatus.PASSED, None)
