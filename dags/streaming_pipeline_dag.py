@@ -15,7 +15,7 @@ from datetime import timedelta
 import pendulum
 from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
 from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator
-from airflow.sdk import DAG, ExceptionRetryPolicy, RetryAction, RetryRule, TriggerRule
+from airflow.sdk import DAG, TriggerRule
 
 from playcount.integrations import airflow as pc
 
@@ -25,16 +25,8 @@ default_args = {
     "retry_delay": timedelta(minutes=1),
     "retry_exponential_backoff": 2.0,  # 1, 2, 4 minutes
     "max_retry_delay": timedelta(minutes=15),
-    # a wrong Variable or a missing package: retrying cannot help
-    "retry_policy": ExceptionRetryPolicy(
-        rules=[
-            RetryRule(
-                exception=["playcount.errors.SettingsError", "playcount.errors.MissingExtraError"],
-                action=RetryAction.FAIL,
-                reason="a setting or package is wrong",
-            )
-        ]
-    ),
+    # a terminal playcount error (a wrong Variable, a bad file, a corrupt store) fails its task at once,
+    # without these retries: the tasks raise it as AirflowFailException (`errors.is_transient`)
     "on_failure_callback": pc.notify_task_failure,
 }
 

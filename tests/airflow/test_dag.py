@@ -17,7 +17,7 @@ from helpers import kpis as duckdb_kpis
 from playcount import pipeline
 from playcount.aws import Aws
 from playcount.bootstrap import BootstrapResult
-from playcount.errors import StorageError, StoreError
+from playcount.errors import ArchiveConflictError, StorageError, StoreError
 from playcount.generate import generate_landing_zone
 from playcount.pipeline import runner
 from playcount.settings import load_settings
@@ -206,12 +206,13 @@ def _run_with_broken_stage(
     stage: str,
     task_id: str,
     error: str,
+    kind: type[Exception] = StorageError,
 ) -> tuple[Any, dict[str, str], str]:
     """Run the DAG over the generated files with pipeline `stage` failing every time (`task_id`
     retried once): the DAG run, its task states and the queue subscribed to the topic."""
 
     def broken(run: pipeline.Run) -> Any:
-        raise StorageError(error)
+        raise kind(error)
 
     monkeypatch.setattr(runner, stage, broken)  # the sequencer calls the stages
     monkeypatch.setattr(dag.get_task(task_id), "retries", 1)
@@ -379,6 +380,25 @@ def test_a_task_that_keeps_failing_is_notified_by_the_failure_callback(
     # the run's staging is kept: clearing the task resumes the run
     assert keys(aws, BUCKET, f"{LAKE}/_playcount/staging/{run_id}/")
     assert len(keys(aws, BUCKET, f"{LAKE}/raw_data/streams/")) == len(_stream_files(generated))
+
+
+def test_a_terminal_error_fails_its_task_at_once_and_a_transient_one_is_retried(
+    fast: Any,
+    airflow_env: dict[str, str],
+    aws: Aws,
+    infra: BootstrapResult,
+    generated: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The retries follow the error's own `transient` property, not a list of class names."""
+    dag_run, states, queue = _run_with_broken_stage(
+        fast, aws, infra, generated, monkeypatch, "archive", "archive_streamed_data",
+        "injected: a different file is already archived", ArchiveConflictError,
+    )
+    assert states["archive_streamed_data"] == "failed"
+    assert try_numbers(dag_run)["archive_streamed_data"] == 1  # retries=1, unused: no retry mends it
+    _, message = _message(aws, queue)
+    assert "a different file is already archived" in message["summary"]["reason"]
 
 
 def test_a_wrong_variable_fails_at_once_instead_of_retrying(

@@ -28,13 +28,14 @@ pipeline (Ibis, DuckDB) is imported inside the callables to keep DAG parsing fas
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from pydantic import BaseModel
 
@@ -80,6 +81,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("playcount.airflow")
+T = TypeVar("T")
 
 CONN_ID = "aws_default"
 DEFAULT_STREAMING_PREFIX = "raw_data/streams"
@@ -284,6 +286,17 @@ def _terminal_fails_at_once() -> Iterator[None]:
         raise
 
 
+def _terminal_fails(task: Callable[..., T]) -> Callable[..., T]:
+    """A task callable whose terminal errors fail the task at once (`_terminal_fails_at_once`)."""
+
+    @functools.wraps(task)
+    def wrapped(*args: Any, **kwargs: Any) -> T:
+        with _terminal_fails_at_once():
+            return task(*args, **kwargs)
+
+    return wrapped
+
+
 def _step(config: DagConfig, run_id: str, step: Step, **kwargs: Any) -> Run:
     """Run one step of the run through the pipeline's sequencer (which takes the root's lease)."""
     from playcount import pipeline
@@ -343,6 +356,7 @@ class PlaycountJobOperator(GlueJobOperator):
         )
         self.step = step
 
+    @_terminal_fails
     def execute(self, context: Context) -> str:
         config = read_config()
         run_id = new_run_id(context) if self.step == "validate" else run_id_of(context)
@@ -403,6 +417,7 @@ def _fail(run: Run, task_id: str, reason: str) -> str:
     return NOTIFY_FAILURE_TASK
 
 
+@_terminal_fails
 def check_validation_status(**context: Any) -> str:
     """Branch: `run_transform_job` if validation passed, else `notify_failure` (with the reason)."""
     from playcount.pipeline import Validation
@@ -419,6 +434,7 @@ def check_validation_status(**context: Any) -> str:
     return TRANSFORM_TASK
 
 
+@_terminal_fails
 def check_transform_status(**context: Any) -> str:
     """Branch: `load_to_dynamodb` if the events and KPIs are written, else `notify_failure`."""
     config = read_config()
@@ -433,6 +449,7 @@ def check_transform_status(**context: Any) -> str:
 # -- archive, report, notify -------------------------------------------------------------------
 
 
+@_terminal_fails
 def archive_streamed_data(**context: Any) -> None:
     """Move the consumed stream files to `archived/<run date>/` (copy, verify, delete)."""
     from playcount import pipeline
@@ -449,6 +466,7 @@ def run_report(run: Run, status: str = "succeeded", reason: str | None = None) -
     return staged_report(run, RunStatus(status), reason)
 
 
+@_terminal_fails
 def notify_success(**context: Any) -> None:
     """Finish the run: mark its files done, write its report, publish the summary to SNS."""
     from playcount import pipeline
@@ -458,6 +476,7 @@ def notify_success(**context: Any) -> None:
     log.info("run %s %s: %s", run.run_id, report.status, report.summary())
 
 
+@_terminal_fails
 def notify_failure(**context: Any) -> None:
     """Finish the failed run (report + SNS, with the reason), then fail this task on purpose so
     the DAG run shows as failed; nothing was loaded or archived."""
