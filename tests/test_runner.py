@@ -136,3 +136,23 @@ def test_errors_say_whether_a_rerun_can_help(error: BaseException, transient: bo
     assert is_transient(error) is transient
     reason = runner.failure_reason(error)
     assert reason.endswith("(safe to re-run)") is transient
+
+
+def test_a_store_that_fails_once_fails_the_run_safely_and_the_next_run_loads(tmp_path: Path) -> None:
+    """`store.type = "memory"` with `fail_first`: the store the settings select, failing on purpose."""
+    baseline = tiny_lake(tmp_path / "baseline", {"a.csv": A})
+    assert run_json(baseline)[0] == 0
+    root = tiny_lake(tmp_path / "lake", {"a.csv": A})
+    failing = pipeline.open_run(load_settings(root=str(root), store={"type": "memory", "fail_first": 1}))
+    with pytest.raises(StoreError, match="injected store failure"):
+        pipeline.run_pipeline(failing)
+    report = pipeline.RunReport.model_validate_json((root / f"_playcount/runs/{failing.run_id}.json").read_text())
+    assert report.status == "failed" and str(report.reason).endswith("(safe to re-run)")
+    assert (root / "raw_data/streams/a.csv").exists() and not (root / "_playcount/ledger").exists()
+
+    again = pipeline.open_run(load_settings(root=str(root), store={"type": "memory"}))
+    assert pipeline.run_pipeline(again).status == "succeeded"
+    expected = kpis(baseline)
+    for table, rows in expected.items():
+        got = again.store.read(table).to_pylist()
+        assert [{k: str(v) for k, v in r.items()} for r in got] == [{k: str(v) for k, v in r.items()} for r in rows]

@@ -123,7 +123,7 @@ def test_store_and_notify_settings_are_typed_and_closed(monkeypatch: pytest.Monk
     monkeypatch.delenv("PLAYCOUNT_NOTIFY__TOPIC_ARN")
     with pytest.raises(SettingsError, match="`notify.sns.topic_arn` is required"):
         load_settings(notify={"type": "sns"})
-    with pytest.raises(SettingsError, match="type must be duckdb or dynamodb"):
+    with pytest.raises(SettingsError, match="type must be duckdb, dynamodb or memory"):
         load_settings(store={"type": "dynamo"})
     with pytest.raises(SettingsError, match="unknown setting `store.dynamodb.path`"):
         load_settings(store={"type": "dynamodb", "path": "x"})

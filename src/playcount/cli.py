@@ -48,7 +48,7 @@ Root = Annotated[str | None, typer.Option("--root", help="lake root: a folder or
 Config = Annotated[Path | None, typer.Option("--config", help="settings file (default ./playcount.toml)")]
 AsJson = Annotated[bool, typer.Option("--json", help="print the machine-readable report on stdout")]
 Store = Annotated[
-    str | None, typer.Option("--store", help="KPI store: duckdb | dynamodb (setting `store.type`)")
+    str | None, typer.Option("--store", help="KPI store: duckdb | dynamodb | memory (setting `store.type`)")
 ]
 Notify = Annotated[
     str | None, typer.Option("--notify", help="notifier: log | sns | webhook (setting `notify.type`)")

@@ -41,6 +41,7 @@ __all__ = [
     "StoreSettings",
     "DuckDBStoreSettings",
     "DynamoDBStoreSettings",
+    "MemoryStoreSettings",
     "NotifySettings",
     "LogNotifySettings",
     "SnsNotifySettings",
@@ -94,12 +95,24 @@ def _type_or(default: str, implied: dict[str, str]) -> Callable[[Any], str | Non
     return tag
 
 
+class MemoryStoreSettings(BaseModel):
+    """The KPI store `memory`: Arrow tables in the process, gone when it ends (tests, trials).
+
+    `fail_first`: the first N writes fail with a transient `StoreError` (to try retries)."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["memory"] = "memory"
+    fail_first: int = Field(default=0, ge=0, le=1000)
+
+
 StoreSettings = Annotated[
-    Annotated[DuckDBStoreSettings, Tag("duckdb")] | Annotated[DynamoDBStoreSettings, Tag("dynamodb")],
+    Annotated[DuckDBStoreSettings, Tag("duckdb")]
+    | Annotated[DynamoDBStoreSettings, Tag("dynamodb")]
+    | Annotated[MemoryStoreSettings, Tag("memory")],
     Discriminator(
-        _type_or("duckdb", {"table_prefix": "dynamodb"}),
+        _type_or("duckdb", {"table_prefix": "dynamodb", "fail_first": "memory"}),
         custom_error_type="store_type",
-        custom_error_message="type must be duckdb or dynamodb",
+        custom_error_message="type must be duckdb, dynamodb or memory",
     ),
 ]
 

@@ -16,11 +16,12 @@ from playcount.settings import (
     DuckDBStoreSettings,
     DynamoDBStoreSettings,
     LogNotifySettings,
+    MemoryStoreSettings,
     Settings,
     SnsNotifySettings,
     WebhookNotifySettings,
 )
-from playcount.stores import DuckDBStore, DynamoDBStore, KpiStore
+from playcount.stores import DuckDBStore, DynamoDBStore, FaultyStore, KpiStore, MemoryStore
 
 __all__ = ["open_aws", "open_store", "open_notifier"]
 
@@ -34,6 +35,8 @@ def open_aws(settings: Settings) -> Aws:
 def open_store(settings: Settings, aws: Aws) -> KpiStore:
     """The KPI store named by `store.type`."""
     s = settings.store
+    if isinstance(s, MemoryStoreSettings):
+        return FaultyStore(s.fail_first) if s.fail_first else MemoryStore()
     if isinstance(s, DynamoDBStoreSettings):
         client = aws.client("dynamodb", region=s.region, endpoint_url=s.endpoint_url)
         return DynamoDBStore(client, table_prefix=s.table_prefix)
