@@ -350,3 +350,58 @@ def test_append_on_s3_keeps_a_line_written_between_its_read_and_its_write(aws: A
     storage._get = read_then_lose_the_race  # type: ignore[method-assign]
     storage.append_bytes("x.jsonl", b"second\n")
     assert body(aws, BUCKET, "lake/x.jsonl") == b"first\nother\nsecond\n"
+
+
+@pytest.mark.parametrize("name", ["lake[ab]", "lake*", "lake{a,b}"])
+def test_an_s3_root_with_glob_characters_is_literal(
+    aws: Aws, infra: BootstrapResult, tmp_path: Path, name: str
+) -> None:
+    """DuckDB reads `s3://` paths through httpfs, which expands globs as it does locally: the root
+    `lake[ab]` must never read the sibling lake `lakea`, nor `lake*` every lake."""
+    s3 = aws.client("s3")
+
+    def put(prefix: str, streams: str) -> None:
+        files = {
+            "raw_data/songs/songs.csv": "track_id,artists,album_name,track_name,duration_ms,track_genre\n"
+            "T1,Ann,A,One,200000,pop\nT2,Bob,B,Two,100000,rock\n",
+            "raw_data/users/users.csv": "user_id,user_name,user_age,user_country,created_at\n"
+            "1,U1,30,NG,2024-01-01\n2,U2,40,GH,2024-01-01\n",
+            "raw_data/streams/a.csv": "user_id,track_id,listen_time\n" + streams,
+        }
+        for key, text in files.items():
+            s3.put_object(Bucket=BUCKET, Key=f"{prefix}/{key}", Body=text.encode())
+
+    put("lakea", "1,T1,2024-06-25 10:00:00\n2,T1,2024-06-25 10:00:00\n1,T1,2024-06-25 11:00:00\n")
+    assert pipeline.run_pipeline(
+        pipeline.open_run(load_settings(root=f"s3://{BUCKET}/lakea", store={"path": str(tmp_path / "a.duckdb")}))
+    ).status == "succeeded"  # a sibling lake, run before: its events are under lakea/processed_data/
+    put(name, "2,T2,2024-06-25 12:00:00\n")
+    settings = load_settings(root=f"s3://{BUCKET}/{name}", store={"path": str(tmp_path / "b.duckdb")})
+    report = pipeline.run_pipeline(pipeline.open_run(settings))
+    assert report.status == "succeeded", report.reason
+    rows = pipeline.open_run(settings).store.read("genre_kpis").to_pylist()
+    assert [(r["genre"], r["total_streams"]) for r in rows] == [("rock", 1)]
+
+
+def test_an_s3_root_with_a_question_mark_is_a_settings_error_and_a_file_with_one_is_read(
+    aws: Aws, infra: BootstrapResult, tmp_path: Path
+) -> None:
+    """httpfs takes what follows `?` in an s3:// URL as options: a root cannot hold one (the
+    lake's Parquet is written through it); a landing file can, read by the exact reader."""
+    from playcount.errors import SettingsError
+
+    with pytest.raises(SettingsError, match="has a `\\?`"):
+        pipeline.open_run(load_settings(root=f"s3://{BUCKET}/lake?x", store={"path": str(tmp_path / "k.duckdb")}))
+    _tiny(aws)
+    aws.client("s3").put_object(
+        Bucket=BUCKET, Key="lake/raw_data/streams/what?.csv",
+        Body=b"user_id,track_id,listen_time\n2,T2,2024-06-25 12:00:00\n",
+    )
+    settings = load_settings(root=infra.root, store={"path": str(tmp_path / "k.duckdb")})
+    report = pipeline.run_pipeline(pipeline.open_run(settings))
+    assert report.status == "succeeded", report.reason
+    assert {f.name: f.status for f in report.files if f.dataset == "streams"} == {
+        "a.csv": "accepted", "what?.csv": "accepted"
+    }
+    rows = pipeline.open_run(settings).store.read("genre_kpis").to_pylist()
+    assert sorted((r["genre"], r["total_streams"]) for r in rows) == [("pop", 1), ("rock", 2)]

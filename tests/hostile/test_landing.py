@@ -458,3 +458,58 @@ def test_sigkill_at_random_points_with_a_writer_still_copying_loses_and_doubles_
     assert not (root / "rejected").exists()
     assert kpis(root) == kpis(baseline)
     assert total_streams(root) == sum(len(b.splitlines()) for b in bodies.values())
+
+
+class _Killed(BaseException):
+    """A kill at that point (not an `Exception`: nothing catches it)."""
+
+
+def test_a_kill_in_the_middle_of_a_withdraw_leaves_no_stale_kpis(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """b.csv is rewritten (other dates) after the run read it; the run withdraws its events and is
+    killed before it recomputes their dates. The next runs give the KPIs of one clean run over
+    a.csv and the final b.csv: the date only the withdrawn content had is gone from the store."""
+    from playcount.pipeline import stages
+
+    final_b = "1,T3,2024-06-27 10:00:00\n"
+    baseline = tiny_lake(tmp_path / "baseline", {"a.csv": GOOD, "b.csv": final_b})
+    assert run_json(baseline)[0] == 0
+    root = tiny_lake(tmp_path / "lake", {"a.csv": GOOD, "b.csv": "1,T2,2024-06-26 10:00:00\n"})
+    target = root / "raw_data/streams/b.csv"
+
+    def rewrite(at: str) -> None:
+        if at == "load":
+            write(target, f"{STREAMS_HEADER}\n{final_b}")
+            os.utime(target, (time.time() + 5, time.time() + 5))
+
+    real = stages.compute_kpis
+
+    def killed_in_withdraw(run: pipeline.Run) -> Any:
+        raise _Killed("killed after the events were withdrawn, before their dates were recomputed")
+
+    with monkeypatch.context() as m:
+        m.setattr(stages, "compute_kpis", killed_in_withdraw)  # the call in `_withdraw` only
+        with pytest.raises(_Killed):
+            pipeline.run_pipeline(pipeline.open_run(load_settings(root=str(root))), after_stage=rewrite)
+    assert stages.compute_kpis is real
+    assert "2024-06-26" in {str(r["date"]) for r in kpis(root)["genre_kpis"]}  # stale, for now
+    code, report = run_json(root)
+    assert code == 0, report
+    assert kpis(root) == kpis(baseline)
+    assert landing(root) == []
+
+
+def test_the_only_file_withdrawn_leaves_an_empty_store_then_counts_once(tmp_path: Path) -> None:
+    root = tiny_lake(tmp_path, {"a.csv": GOOD})
+    target = root / "raw_data/streams/a.csv"
+
+    def grow(at: str) -> None:
+        if at == "load":
+            _append(target, "2,T3,2024-06-25 13:00:00\n")
+
+    report = pipeline.run_pipeline(pipeline.open_run(load_settings(root=str(root))), after_stage=grow)
+    assert report.status == "succeeded" and [f.status for f in report.files if f.dataset == "streams"] == ["pending"]
+    assert kpis(root)["genre_kpis"] == []  # the run's KPIs withdrawn with its only file
+    assert run_json(root)[0] == 0
+    assert total_streams(root) == 4 and landing(root) == []

@@ -45,6 +45,8 @@ class Layout:
     runs = "_playcount/runs"
     lock = "_playcount/lock"
     notifications = "_playcount/notifications.jsonl"
+    stale_dates = "_playcount/stale_dates.json"
+    """Dates whose events changed without their KPIs being recomputed yet (a withdraw cut short)."""
 
     def run_report(self, run_id: str) -> str:
         return f"{self.runs}/{run_id}.json"

@@ -37,6 +37,13 @@ def parse_s3_root(root: str) -> tuple[str, str]:
         raise SettingsError(
             f"`{root}` is not an S3 root", fix="write it as s3://bucket or s3://bucket/prefix"
         )
+    if "?" in rest:
+        # DuckDB's httpfs reads what follows a `?` in an s3:// URL as its options: no escape exists
+        raise SettingsError(
+            f"the S3 root `{root}` has a `?`, which DuckDB cannot read in an s3:// path",
+            fix="use a bucket prefix without `?`",
+            key="root",
+        )
     return bucket, prefix.strip("/")
 
 

@@ -32,6 +32,7 @@ from playcount.pipeline.run import (
     Run,
 )
 from playcount.report import write_report_safely
+from playcount.stores import KPI_SCHEMAS
 from playcount.transform import enrich_streams
 
 log = logging.getLogger("playcount")
@@ -81,17 +82,41 @@ def transform(run: Run) -> TransformResult:
 # -- 4. kpis -----------------------------------------------------------------------------------
 
 
+def _stale_dates(run: Run) -> set[dt.date]:
+    path = run.layout.stale_dates
+    if not run.storage.exists(path):
+        return set()
+    return {dt.date.fromisoformat(d) for d in json.loads(run.storage.read_bytes(path))}
+
+
+def _set_stale_dates(run: Run, dates: set[dt.date]) -> None:
+    if dates:
+        run.storage.write_bytes(run.layout.stale_dates, json.dumps(sorted(d.isoformat() for d in dates)).encode())
+    elif run.storage.exists(run.layout.stale_dates):
+        run.storage.delete(run.layout.stale_dates)
+
+
 def compute_kpis(run: Run) -> KpiResult:
-    """Recompute the three KPI tables for the touched dates, from every event of those dates."""
+    """Recompute the three KPI tables for the touched dates, from every event of those dates.
+
+    The touched dates are the transform's and any stale ones (`Layout.stale_dates`: a withdraw
+    that was cut short took events away before their dates were recomputed); a date left with
+    no events gets empty tables, which the load turns into no rows for it."""
     tr = run.load("transform", TransformResult)
+    dates = sorted(set(tr.dates) | _stale_dates(run))
     rows: dict[str, int] = dict.fromkeys(kpi.KPI_TABLES, 0)
-    if tr.dates:
-        files = [
-            run.storage.uri(f.path)
-            for d in tr.dates
-            for f in run.storage.list(run.layout.events_dir(d))
-            if f.name.endswith(".parquet")
-        ]
+    files = [
+        run.storage.uri(f.path)
+        for d in dates
+        for f in run.storage.list(run.layout.events_dir(d))
+        if f.name.endswith(".parquet")
+    ]
+    if dates and not files:
+        for name in kpi.KPI_TABLES:
+            empty = run.engine.from_arrow(KPI_SCHEMAS[name].empty_table(), name)
+            for d in dates:
+                run.engine.write_parquet(empty, run.storage.prepare(run.layout.kpi(name, d)))
+    elif dates:
         enriched = run.engine.read_parquet(files)
         # not materialised: each table below scans the events once, the repeated keys are small
         repeated = run.engine.materialize(kpi.repeated_keys(enriched), "repeated")
@@ -106,11 +131,11 @@ def compute_kpis(run: Run) -> KpiResult:
         }
         for name, t in tables.items():
             t = run.engine.materialize(t, name)
-            for d in tr.dates:
+            for d in dates:
                 part = t.filter(t.date == d)
                 run.engine.write_parquet(part, run.storage.prepare(run.layout.kpi(name, d)))
             rows[name] = int(run.engine.scalar(t.count()))  # type: ignore[call-overload]
-    result = KpiResult(dates=tr.dates, rows=rows)
+    result = KpiResult(dates=dates, rows=rows)
     run.save("kpis", result)
     run.progress("kpis", ", ".join(f"{k}: {n}" for k, n in rows.items()))
     return result
@@ -131,6 +156,9 @@ def load(run: Run) -> LoadResult:
         rows[name] = run.store.replace(name, k.dates, run.engine.to_arrow(t))
     result = LoadResult(dates=k.dates, rows=rows)
     run.save("load", result)
+    stale = _stale_dates(run)
+    if stale & set(k.dates):
+        _set_stale_dates(run, stale - set(k.dates))
     run.progress("load", ", ".join(f"{k}: {n}" for k, n in rows.items()))
     return result
 
@@ -201,6 +229,8 @@ def _withdraw(run: Run, val: Validation, changed: list[FileOutcome]) -> None:
     if not names:
         return
     tr = run.load("transform", TransformResult)
+    # first say which dates lose events: a kill before `load` below leaves them to the next run
+    _set_stale_dates(run, _stale_dates(run) | set(tr.dates))
     for name in names:
         for path in tr.files.pop(name, []):
             run.storage.delete(path)
