@@ -53,50 +53,73 @@ def steps(con: duckdb.DuckDBPyConnection, raw: Path, out: str) -> list[tuple[str
           CASE WHEN listen_time LIKE '____-__-__ __:__:__' THEN TRY_CAST(listen_time AS TIMESTAMP) END AS ts
         FROM ({rows})"""
     return [
-        ("floor: count the stream rows", f"SELECT count(*) FROM read_csv({listing}, header=true, columns={STREAM}, "
-                                         f"{CSV}, ignore_errors=true)"),
-        ("reference data: users and songs", f"""
+        (
+            "floor: count the stream rows",
+            f"SELECT count(*) FROM read_csv({listing}, header=true, columns={STREAM}, {CSV}, ignore_errors=true)",
+        ),
+        (
+            "reference data: users and songs",
+            f"""
             CREATE TEMP TABLE users AS SELECT DISTINCT TRY_CAST(user_id AS BIGINT) AS user_id
-            FROM read_csv({_q(str(raw / 'users' / 'users.csv'))}, all_varchar=true, strict_mode=false,
+            FROM read_csv({_q(str(raw / "users" / "users.csv"))}, all_varchar=true, strict_mode=false,
                           null_padding=true)
             WHERE TRY_CAST(user_id AS BIGINT) IS NOT NULL;
             CREATE TEMP TABLE songs AS SELECT track_id, any_value(lower(trim(track_genre))) AS genre,
                    any_value(TRY_CAST(duration_ms AS BIGINT)) AS duration_ms
-            FROM read_csv({_q(str(raw / 'songs' / 'songs.csv'))}, all_varchar=true, quote='"', escape='"',
+            FROM read_csv({_q(str(raw / "songs" / "songs.csv"))}, all_varchar=true, quote='"', escape='"',
                           strict_mode=false, null_padding=true)
-            WHERE track_id <> '' GROUP BY track_id"""),
+            WHERE track_id <> '' GROUP BY track_id""",
+        ),
         ("load each stream file (position = line)", load),
-        ("checks: typed values, user and track joins, persisted", f"""
+        (
+            "checks: typed values, user and track joins, persisted",
+            f"""
             CREATE TEMP TABLE checked AS
             SELECT t.*, s.genre, s.duration_ms,
                    (t.uid IS NULL OR u.user_id IS NULL OR t.track IS NULL OR s.track_id IS NULL OR t.ts IS NULL
                     OR t.ts > now()::TIMESTAMP + INTERVAL 1 DAY) AS bad
-            FROM ({typed}) t LEFT JOIN users u ON t.uid = u.user_id LEFT JOIN songs s ON t.track = s.track_id"""),
+            FROM ({typed}) t LEFT JOIN users u ON t.uid = u.user_id LEFT JOIN songs s ON t.track = s.track_id""",
+        ),
         ("rows and bad rows per file", "SELECT file, count(*), count(*) FILTER (bad) FROM checked GROUP BY file"),
-        ("duplicates within a file: key hash, then exact", """
+        (
+            "duplicates within a file: key hash, then exact",
+            """
             CREATE TEMP TABLE firsts AS
             SELECT uid, track, ts, file, min(line) AS first FROM checked
             WHERE NOT bad AND hash(uid, track, ts, file) IN (
                 SELECT h FROM (SELECT hash(uid, track, ts, file) AS h, count(*) AS n FROM checked WHERE NOT bad
                                GROUP BY h) WHERE n > 1)
-            GROUP BY ALL HAVING count(*) > 1"""),
-        ("write the clean events, one Parquet file per (file, date)", f"""
+            GROUP BY ALL HAVING count(*) > 1""",
+        ),
+        (
+            "write the clean events, one Parquet file per (file, date)",
+            f"""
             COPY (SELECT c.uid AS user_id, c.track AS track_id, c.ts AS listen_time, CAST(c.ts AS DATE) AS date,
                          c.genre, c.duration_ms, c.duration_ms / 1000.0 AS listen_seconds, c.file
                   FROM checked c LEFT JOIN firsts f
                     ON c.uid = f.uid AND c.track = f.track AND c.ts = f.ts AND c.file = f.file
                   WHERE NOT c.bad AND (f.first IS NULL OR c.line = f.first))
-            TO {_q(out)} (FORMAT parquet, PARTITION_BY (file, date), OVERWRITE_OR_IGNORE)"""),
-        ("kpis: keys repeated across files (hash)", f"""
+            TO {_q(out)} (FORMAT parquet, PARTITION_BY (file, date), OVERWRITE_OR_IGNORE)""",
+        ),
+        (
+            "kpis: keys repeated across files (hash)",
+            f"""
             CREATE TEMP TABLE repeated AS SELECT h FROM (
                 SELECT hash(user_id, track_id, listen_time) AS h, count(*) AS n
-                FROM read_parquet({_q(out + '/*/*/*.parquet')}) GROUP BY h) WHERE n > 1"""),
-        ("kpis: per (genre, date) streams, users, listen time", f"""
+                FROM read_parquet({_q(out + "/*/*/*.parquet")}) GROUP BY h) WHERE n > 1""",
+        ),
+        (
+            "kpis: per (genre, date) streams, users, listen time",
+            f"""
             CREATE TEMP TABLE genre_kpis AS SELECT genre, date, count(*), count(DISTINCT user_id), sum(duration_ms)
-            FROM read_parquet({_q(out + '/*/*/*.parquet')}) GROUP BY ALL"""),
-        ("kpis: streams per (date, genre, track)", f"""
+            FROM read_parquet({_q(out + "/*/*/*.parquet")}) GROUP BY ALL""",
+        ),
+        (
+            "kpis: streams per (date, genre, track)",
+            f"""
             CREATE TEMP TABLE track_counts AS SELECT date, genre, track_id, count(*)
-            FROM read_parquet({_q(out + '/*/*/*.parquet')}) GROUP BY ALL"""),
+            FROM read_parquet({_q(out + "/*/*/*.parquet")}) GROUP BY ALL""",
+        ),
     ]
 
 
@@ -110,8 +133,9 @@ def main() -> None:
         sys.exit(f"no landing zone at {data}: run benchmarks/run_benchmark.py --streams {args.streams} first")
     with tempfile.TemporaryDirectory(prefix="playcount-bound-") as tmp:
         con = duckdb.connect()
-        con.execute(f"SET memory_limit = '1GB'; SET temp_directory = {_q(tmp + '/spill')}; "
-                    "SET enable_progress_bar = false")
+        con.execute(
+            f"SET memory_limit = '1GB'; SET temp_directory = {_q(tmp + '/spill')}; SET enable_progress_bar = false"
+        )
         floor = total = 0.0
         for i, (name, sql) in enumerate(steps(con, data / "raw_data", tmp + "/events")):
             started = time.perf_counter()

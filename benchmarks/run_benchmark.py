@@ -90,8 +90,12 @@ def main() -> None:
     p.add_argument("--songs", type=int, default=90_000)
     p.add_argument("--users", type=int, default=200_000)
     p.add_argument("--bad-ratio", type=float, default=0.01)
-    p.add_argument("--engine", choices=("duckdb", "spark", "both"), default="duckdb",
-                   help="spark: a local[2] session (the `spark` extra)")
+    p.add_argument(
+        "--engine",
+        choices=("duckdb", "spark", "both"),
+        default="duckdb",
+        help="spark: a local[2] session (the `spark` extra)",
+    )
     p.add_argument("--spark-driver-memory", default="4g", help="the local Spark JVM's heap")
     args = p.parse_args()
 
@@ -100,9 +104,24 @@ def main() -> None:
         shutil.rmtree(data, ignore_errors=True)
         started = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "playcount.cli", "generate", "--out", str(data), "--songs", str(args.songs),
-             "--users", str(args.users), "--streams", str(args.streams), "--files", str(args.files),
-             "--bad-ratio", str(args.bad_ratio)],
+            [
+                sys.executable,
+                "-m",
+                "playcount.cli",
+                "generate",
+                "--out",
+                str(data),
+                "--songs",
+                str(args.songs),
+                "--users",
+                str(args.users),
+                "--streams",
+                str(args.streams),
+                "--files",
+                str(args.files),
+                "--bad-ratio",
+                str(args.bad_ratio),
+            ],
             check=True,
         )
         print(f"generated {data} in {time.perf_counter() - started:.1f}s", file=sys.stderr)
@@ -118,8 +137,17 @@ def main() -> None:
             root = Path(tmp) / "lake"
             shutil.copytree(data, root)
             run_s, run_rss, out = _timed(
-                [sys.executable, "-c", "from playcount.cli import main; main()", "run", "--root", str(root), "--json",
-                 "--engine", engine],
+                [
+                    sys.executable,
+                    "-c",
+                    "from playcount.cli import main; main()",
+                    "run",
+                    "--root",
+                    str(root),
+                    "--json",
+                    "--engine",
+                    engine,
+                ],
                 env,
             )
         report = json.loads(out)

@@ -71,9 +71,7 @@ with DAG(
         trigger_rule=TriggerRule.NONE_SKIPPED,
     )
     load_to_dynamodb = pc.PlaycountJobOperator(task_id="load_to_dynamodb", step="load", aws_conn_id=pc.CONN_ID)
-    archive_streamed_data = PythonOperator(
-        task_id="archive_streamed_data", python_callable=pc.archive_streamed_data
-    )
+    archive_streamed_data = PythonOperator(task_id="archive_streamed_data", python_callable=pc.archive_streamed_data)
     notify_success = PythonOperator(task_id="notify_success", python_callable=pc.notify_success)
     notify_failure = PythonOperator(
         task_id="notify_failure",

@@ -16,8 +16,13 @@ from pathlib import Path
 OUT = Path(__file__).resolve().parent / "report.png"
 CHROMIUM = os.environ.get("PLAYCOUNT_CHROMIUM", "/usr/bin/chromium")
 FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
@@ -28,7 +33,9 @@ def main() -> None:
         root = Path(tmp) / "playcount-demo"
         subprocess.run(
             [sys.executable, "-m", "playcount.cli", "demo", "--root", str(root)],
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         page_file = root / "_playcount/reports/latest.html"
         with sync_playwright() as p:

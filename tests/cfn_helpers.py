@@ -40,8 +40,12 @@ def load_template() -> dict[str, Any]:
         return construct
 
     for tag, name in (
-        ("!Ref", "Ref"), ("!Sub", "Fn::Sub"), ("!GetAtt", "Fn::GetAtt"), ("!If", "Fn::If"),
-        ("!Not", "Fn::Not"), ("!Equals", "Fn::Equals"),
+        ("!Ref", "Ref"),
+        ("!Sub", "Fn::Sub"),
+        ("!GetAtt", "Fn::GetAtt"),
+        ("!If", "Fn::If"),
+        ("!Not", "Fn::Not"),
+        ("!Equals", "Fn::Equals"),
     ):
         Loader.add_constructor(tag, intrinsic(name))
     data: dict[str, Any] = yaml.load(TEMPLATE.read_text(), Loader=Loader)  # noqa: S506 - SafeLoader subclass
@@ -142,7 +146,8 @@ def job_chain(aws: Aws, workflow: str) -> list[str]:
     chain = [a["JobName"] for a in start["Actions"]]
     while True:
         after = [
-            t for t in triggers
+            t
+            for t in triggers
             if t["Type"] == "CONDITIONAL"
             and [(c["JobName"], c["State"], c["LogicalOperator"]) for c in t["Predicate"]["Conditions"]]
             == [(chain[-1], "SUCCEEDED", "EQUALS")]

@@ -53,9 +53,7 @@ def spark_session() -> Iterator[Any]:
     pytest.importorskip("pyspark", reason="the spark tier needs the `spark` extra")
     from playcount.engine.spark import local_session
 
-    session = local_session(
-        "local[2]", {"spark.sql.shuffle.partitions": "1", "spark.default.parallelism": "1"}
-    )
+    session = local_session("local[2]", {"spark.sql.shuffle.partitions": "1", "spark.default.parallelism": "1"})
     yield session
     session.stop()
 

@@ -49,8 +49,16 @@ def test_generated_run_conserves_every_row(generated: Path, tmp_path: Path) -> N
     rules = collections.Counter()
     for f in report["files"]:
         rules.update(f["rules"])
-    for rule in ("unknown user_id", "unknown track_id", "duplicate", "malformed row", "listen_time is not a timestamp",
-                 "user_age out of range [13,120]", "duration_ms is not an integer", "track_id is empty"):
+    for rule in (
+        "unknown user_id",
+        "unknown track_id",
+        "duplicate",
+        "malformed row",
+        "listen_time is not a timestamp",
+        "user_age out of range [13,120]",
+        "duration_ms is not an integer",
+        "track_id is empty",
+    ):
         assert rules[rule] > 0, rule
     # KPIs: every clean event once (cross-file repeats counted once), split by date
     events = {
@@ -181,7 +189,9 @@ def test_json_report_is_plain_json_on_a_pipe(tmp_path: Path) -> None:
     write(root / "raw_data/streams/" / ("x" * 60 + ".csv"), "user_id,track\n1,T1\n")
     proc = subprocess.run(
         [sys.executable, "-m", "playcount.cli", "run", "--root", str(root), "--json"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     report = json.loads(proc.stdout)
     assert proc.returncode == 0 and report["status"] == "succeeded"

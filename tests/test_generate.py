@@ -105,13 +105,7 @@ def _bad_streams(rows: list[list[str]], users: set[int], tracks: set[str], days:
             continue
         uid, tid, when = r
         ts = _parse_time(when)
-        ok = (
-            _is_int(uid)
-            and int(uid) in users
-            and tid.strip() in tracks
-            and ts is not None
-            and begin <= ts < end
-        )
+        ok = _is_int(uid) and int(uid) in users and tid.strip() in tracks and ts is not None and begin <= ts < end
         if not ok or tuple(r) in seen:
             bad += 1
         else:
@@ -281,12 +275,7 @@ def test_cover_streams_covers_every_track(faulty: GenerateResult, tmp_path: Path
     clean, bad = _clean_songs(rows)
     assert bad == 0
 
-    wanted = {
-        r[1].strip()
-        for p in faulty.stream_files[:2]
-        for r in _read(p)[1]
-        if len(r) >= 2 and r[1].strip()
-    }
+    wanted = {r[1].strip() for p in faulty.stream_files[:2] for r in _read(p)[1] if len(r) >= 2 and r[1].strip()}
     assert wanted <= clean
     ids = [r[1] for r in rows]
     assert ids[: len(ids) - 25] == sorted(wanted)

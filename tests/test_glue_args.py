@@ -22,15 +22,33 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 def test_the_airflow_dags_arguments() -> None:
     # what `integrations.airflow.glue_arguments` passes, among Glue's own arguments
-    args = job_args([
-        "load_to_dynamodb.py", "--JOB_NAME", "playcount-load", "--job-bookmark-option", "job-bookmark-disable",
-        "--lake-root", "s3://lake/prefix", "--run-id", "20240625T120000Z-abcdef", "--streams-prefix", "in/streams",
-        "--table-prefix", "prod_", "--playcount-settings", json.dumps({"run_date": "2024-06-25", "top_songs_n": 5}),
-    ])
+    args = job_args(
+        [
+            "load_to_dynamodb.py",
+            "--JOB_NAME",
+            "playcount-load",
+            "--job-bookmark-option",
+            "job-bookmark-disable",
+            "--lake-root",
+            "s3://lake/prefix",
+            "--run-id",
+            "20240625T120000Z-abcdef",
+            "--streams-prefix",
+            "in/streams",
+            "--table-prefix",
+            "prod_",
+            "--playcount-settings",
+            json.dumps({"run_date": "2024-06-25", "top_songs_n": 5}),
+        ]
+    )
     s = args.settings
     assert (args.run_id, args.finish_run) == ("20240625T120000Z-abcdef", False)
     assert (s.root, s.streams_prefix, s.engine, s.top_songs_n, str(s.run_date)) == (
-        "s3://lake/prefix", "in/streams", "spark", 5, "2024-06-25"
+        "s3://lake/prefix",
+        "in/streams",
+        "spark",
+        5,
+        "2024-06-25",
     )
     assert isinstance(s.store, DynamoDBStoreSettings) and s.store.table_prefix == "prod_"
 
@@ -38,7 +56,10 @@ def test_the_airflow_dags_arguments() -> None:
 def test_other_spellings_and_finish_run(tmp_path: Path) -> None:
     args = job_args(["x.py", "--root", str(tmp_path), "--run_id", "r1", "--finish-run", "TRUE"])
     assert (args.settings.root, args.run_id, args.finish_run, args.settings.store.type) == (
-        str(tmp_path), "r1", True, "duckdb"
+        str(tmp_path),
+        "r1",
+        True,
+        "duckdb",
     )
     assert job_args(["x.py", "--lake_root", "/lake"]).run_id is None
 

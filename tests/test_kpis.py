@@ -107,17 +107,31 @@ def rows(engine: Any, expr: ir.Table) -> list[dict[str, Any]]:
 
 
 def test_enrich_streams_adds_date_song_and_listen_seconds(engine: Any, songs: ir.Table) -> None:
-    got = rows(engine, enrich_streams(stream_table([(1, "R1", ts(13), "s1.csv"), (1, "P2", ts(1, 30, 26), "s2.csv")]),
-                                      songs).order_by("track_id"))
+    got = rows(
+        engine,
+        enrich_streams(stream_table([(1, "R1", ts(13), "s1.csv"), (1, "P2", ts(1, 30, 26), "s2.csv")]), songs).order_by(
+            "track_id"
+        ),
+    )
     assert [{k: (v.replace(tzinfo=None) if isinstance(v, dt.datetime) else v) for k, v in r.items()} for r in got] == [
         {
-            "user_id": 1, "track_id": "P2", "listen_time": ts(1, 30, 26), "date": D26, "genre": "pop",
-            "duration_ms": 100_000, "listen_seconds": 100.0,
+            "user_id": 1,
+            "track_id": "P2",
+            "listen_time": ts(1, 30, 26),
+            "date": D26,
+            "genre": "pop",
+            "duration_ms": 100_000,
+            "listen_seconds": 100.0,
             "_source_file": "s2.csv",
         },
         {
-            "user_id": 1, "track_id": "R1", "listen_time": ts(13), "date": D25, "genre": "rock",
-            "duration_ms": 123_456, "listen_seconds": 123.456,
+            "user_id": 1,
+            "track_id": "R1",
+            "listen_time": ts(13),
+            "date": D25,
+            "genre": "rock",
+            "duration_ms": 123_456,
+            "listen_seconds": 123.456,
             "_source_file": "s1.csv",
         },
     ]
@@ -142,26 +156,59 @@ def test_unique_events_is_exact_whatever_the_hashes_say(engine: Any, songs: ir.T
 
 
 def test_unique_events_three_copies_across_files_and_runs(engine: Any, songs: ir.Table) -> None:
-    twice = [(1, "P1", ts(10), "s1.csv"), (1, "P1", ts(10), "s2.csv"), (1, "P1", ts(10), "old.csv"),
-             (2, "P1", ts(10), "s1.csv")]
+    twice = [
+        (1, "P1", ts(10), "s1.csv"),
+        (1, "P1", ts(10), "s2.csv"),
+        (1, "P1", ts(10), "old.csv"),
+        (2, "P1", ts(10), "s1.csv"),
+    ]
     got = rows(engine, unique_events(enrich_streams(stream_table(twice), songs)).order_by("user_id"))
     assert [(r["user_id"], r["track_id"], r["date"], r["genre"], r["listen_seconds"]) for r in got] == [
-        (1, "P1", D25, "pop", 200.0), (2, "P1", D25, "pop", 200.0)
+        (1, "P1", D25, "pop", 200.0),
+        (2, "P1", D25, "pop", 200.0),
     ]
 
 
 def test_genre_kpis(engine: Any, events: ir.Table) -> None:
     got = rows(engine, genre_kpis(events))
     assert got == [
-        {"genre": "jazz", "date": D25, "total_streams": 3, "unique_users": 3, "avg_listen_time": 10.0,
-         "total_listen_time": 30.0, "avg_listen_time_per_user": 10.0},
-        {"genre": "pop", "date": D25, "total_streams": 6, "unique_users": 3, "avg_listen_time": 160.0,
-         "total_listen_time": 960.0, "avg_listen_time_per_user": 320.0},
+        {
+            "genre": "jazz",
+            "date": D25,
+            "total_streams": 3,
+            "unique_users": 3,
+            "avg_listen_time": 10.0,
+            "total_listen_time": 30.0,
+            "avg_listen_time_per_user": 10.0,
+        },
+        {
+            "genre": "pop",
+            "date": D25,
+            "total_streams": 6,
+            "unique_users": 3,
+            "avg_listen_time": 160.0,
+            "total_listen_time": 960.0,
+            "avg_listen_time_per_user": 320.0,
+        },
         # 3 x 123.456 = 370.368 s; / 3 streams = 123.456 -> 123.46; / 2 users = 185.184 -> 185.18
-        {"genre": "rock", "date": D25, "total_streams": 3, "unique_users": 2, "avg_listen_time": 123.46,
-         "total_listen_time": 370.368, "avg_listen_time_per_user": 185.18},
-        {"genre": "pop", "date": D26, "total_streams": 1, "unique_users": 1, "avg_listen_time": 100.0,
-         "total_listen_time": 100.0, "avg_listen_time_per_user": 100.0},
+        {
+            "genre": "rock",
+            "date": D25,
+            "total_streams": 3,
+            "unique_users": 2,
+            "avg_listen_time": 123.46,
+            "total_listen_time": 370.368,
+            "avg_listen_time_per_user": 185.18,
+        },
+        {
+            "genre": "pop",
+            "date": D26,
+            "total_streams": 1,
+            "unique_users": 1,
+            "avg_listen_time": 100.0,
+            "total_listen_time": 100.0,
+            "avg_listen_time_per_user": 100.0,
+        },
     ]
 
 
@@ -169,13 +216,22 @@ def test_genre_kpis_round_exact_ties_half_up(engine: Any) -> None:
     # 1.005 s and 0.125 s are ties at 2 decimals: rounding the float gives 1.0 on DuckDB and
     # 1.01 on Spark; the exact half-up rounding gives 1.01 and 0.13 on both
     songs = ibis.memtable(
-        pa.table({"track_id": ["A", "B"], "track_genre": ["a", "b"], "duration_ms": pa.array([1_005, 125], pa.int64()),
-                  "track_name": ["A", "B"], "artists": ["x", "y"]})
+        pa.table(
+            {
+                "track_id": ["A", "B"],
+                "track_genre": ["a", "b"],
+                "duration_ms": pa.array([1_005, 125], pa.int64()),
+                "track_name": ["A", "B"],
+                "artists": ["x", "y"],
+            }
+        )
     )
     events = unique_events(enrich_streams(stream_table([(1, "A", ts(10), "s.csv"), (1, "B", ts(10), "s.csv")]), songs))
     got = {r["genre"]: r for r in rows(engine, genre_kpis(events))}
     assert (got["a"]["avg_listen_time"], got["a"]["total_listen_time"], got["a"]["avg_listen_time_per_user"]) == (
-        1.01, 1.005, 1.01
+        1.01,
+        1.005,
+        1.01,
     )
     assert (got["b"]["avg_listen_time"], got["b"]["avg_listen_time_per_user"]) == (0.13, 0.13)
 
@@ -199,8 +255,14 @@ def test_top_songs_ranks_ties_by_track_id_and_cuts_at_3(engine: Any, events: ir.
     ]
     first = got[1]
     assert first == {
-        "date": D25, "genre": "pop", "track_id": "P1", "title": "Pop One", "artist": "Ann", "stream_count": 2,
-        "rank": 1, "date#genre": "2024-06-25#pop",
+        "date": D25,
+        "genre": "pop",
+        "track_id": "P1",
+        "title": "Pop One",
+        "artist": "Ann",
+        "stream_count": 2,
+        "rank": 1,
+        "date#genre": "2024-06-25#pop",
     }
     assert got[4]["artist"] is None
     assert got[5]["date#genre"] == "2024-06-26#pop"
@@ -210,8 +272,15 @@ def test_top_songs_ties_order_track_ids_bytewise(engine: Any) -> None:
     # every engine orders strings the same way: upper case before lower case before accents
     ids = ["é1", "a1", "B1", "b1"]
     songs = ibis.memtable(
-        pa.table({"track_id": ids, "track_genre": ["g"] * 4, "duration_ms": pa.array([1000] * 4, pa.int64()),
-                  "track_name": ids, "artists": ids})
+        pa.table(
+            {
+                "track_id": ids,
+                "track_genre": ["g"] * 4,
+                "duration_ms": pa.array([1000] * 4, pa.int64()),
+                "track_name": ids,
+                "artists": ids,
+            }
+        )
     )
     enriched = enrich_streams(stream_table([(1, t, ts(10), "s.csv") for t in ids]), songs)
     got = rows(engine, top_songs(unique_events(enriched), song_titles(songs), n=4))
@@ -257,5 +326,9 @@ def test_top_genres_default_is_5(engine: Any, songs: ir.Table) -> None:
     )
     got = rows(engine, top_genres(table))
     assert [(r["genre"], r["total_streams"], r["rank"]) for r in got] == [
-        ("g1", 7, 1), ("g6", 6, 2), ("g4", 5, 3), ("g2", 3, 4), ("g3", 3, 5)
+        ("g1", 7, 1),
+        ("g6", 6, 2),
+        ("g4", 5, 3),
+        ("g2", 3, 4),
+        ("g3", 3, 5),
     ]

@@ -54,12 +54,33 @@ def test_tiny_run_outcomes_and_kpis(tmp_path: Path) -> None:
 
     got = kpis(root)
     assert got["genre_kpis"] == [
-        {"genre": "pop", "date": D25, "total_streams": 2, "unique_users": 2, "avg_listen_time": 200.0,
-         "total_listen_time": 400.0, "avg_listen_time_per_user": 200.0},
-        {"genre": "rock", "date": D25, "total_streams": 2, "unique_users": 2, "avg_listen_time": 300.0,
-         "total_listen_time": 600.0, "avg_listen_time_per_user": 300.0},
-        {"genre": "pop", "date": D26, "total_streams": 1, "unique_users": 1, "avg_listen_time": 100.0,
-         "total_listen_time": 100.0, "avg_listen_time_per_user": 100.0},
+        {
+            "genre": "pop",
+            "date": D25,
+            "total_streams": 2,
+            "unique_users": 2,
+            "avg_listen_time": 200.0,
+            "total_listen_time": 400.0,
+            "avg_listen_time_per_user": 200.0,
+        },
+        {
+            "genre": "rock",
+            "date": D25,
+            "total_streams": 2,
+            "unique_users": 2,
+            "avg_listen_time": 300.0,
+            "total_listen_time": 600.0,
+            "avg_listen_time_per_user": 300.0,
+        },
+        {
+            "genre": "pop",
+            "date": D26,
+            "total_streams": 1,
+            "unique_users": 1,
+            "avg_listen_time": 100.0,
+            "total_listen_time": 100.0,
+            "avg_listen_time_per_user": 100.0,
+        },
     ]
     assert got["top_genres"] == [
         {"date": D25, "genre": "pop", "total_streams": 2, "rank": 1},  # tie 2-2: genre asc
@@ -67,8 +88,14 @@ def test_tiny_run_outcomes_and_kpis(tmp_path: Path) -> None:
         {"date": D26, "genre": "pop", "total_streams": 1, "rank": 1},
     ]
     assert got["top_songs"][0] == {
-        "date": D25, "genre": "pop", "track_id": "T1", "title": 'Song, "One"', "artist": "Ann",
-        "stream_count": 2, "rank": 1, "date#genre": "2024-06-25#pop",
+        "date": D25,
+        "genre": "pop",
+        "track_id": "T1",
+        "title": 'Song, "One"',
+        "artist": "Ann",
+        "stream_count": 2,
+        "rank": 1,
+        "date#genre": "2024-06-25#pop",
     }
 
     bad = csv_rows(root / report["bad_rows"]["streams"])
@@ -115,7 +142,8 @@ def test_log_notifier_appends_one_json_line_per_run_that_did_something(
     third = run_json(root)[1]
     lines = [json.loads(x) for x in (root / "_playcount/notifications.jsonl").read_text().splitlines()]
     assert [(n["run_id"], n["status"]) for n in lines] == [
-        (first["run_id"], "succeeded"), (third["run_id"], "nothing_to_do")
+        (first["run_id"], "succeeded"),
+        (third["run_id"], "nothing_to_do"),
     ]
     assert second["status"] == "nothing_to_do" and (root / f"_playcount/runs/{second['run_id']}.json").exists()
     assert "succeeded" in lines[0]["subject"] and first["run_id"] in lines[0]["subject"]
@@ -193,7 +221,11 @@ def test_rejected_files_and_ratio(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert status["empty.csv"][0] == "rejected" and "no data rows" in status["empty.csv"][1]
     rejected = root / "rejected" / report["run_id"]
     assert sorted(p.name for p in rejected.iterdir()) == [
-        "empty.csv", "empty.csv.error.json", "nocol.csv", "nocol.csv.error.json", "noisy.csv",
+        "empty.csv",
+        "empty.csv.error.json",
+        "nocol.csv",
+        "nocol.csv.error.json",
+        "noisy.csv",
         "noisy.csv.error.json",
     ]
     error = json.loads((rejected / "noisy.csv.error.json").read_text())
@@ -234,14 +266,19 @@ def test_every_stream_file_rejected_fails(tmp_path: Path) -> None:
 def test_lock_refuses_second_run_and_is_released_by_sigkill(tmp_path: Path) -> None:
     lock_path = tmp_path / "_playcount/lock"
     holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
             import time
             from playcount.lake import RunLock
             with RunLock({str(lock_path)!r}, "holder"):
                 print("locked", flush=True)
                 time.sleep(60)
-        """)],
-        stdout=subprocess.PIPE, text=True,
+        """),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"

@@ -42,6 +42,7 @@ def _read(duck: DuckDBEngine, path: Path, required: tuple[str, ...] = REQUIRED) 
 def read(request: pytest.FixtureRequest, duck: DuckDBEngine, monkeypatch: pytest.MonkeyPatch) -> Read:
     """`read(path)`: read_csv on one path, pinned to DuckDB's reader or to the Python one."""
     if request.param == "fast":
+
         def no_fallback(*args: Any, **kwargs: Any) -> RawRead:
             raise AssertionError("the file should not need the Python reader")
 
@@ -109,8 +110,15 @@ def test_extra_columns_carried_in_header_order(tmp_path: Path, duck: DuckDBEngin
     result = read(path)
     assert result.columns == ("device", "user_id", "track_id", "listen_time", "note")
     assert good(duck, result) == [
-        {"device": "phone", "user_id": "1", "track_id": "A", "listen_time": "t1", "note": "hi",
-         "_source_file": "s.csv", "_line": 2}
+        {
+            "device": "phone",
+            "user_id": "1",
+            "track_id": "A",
+            "listen_time": "t1",
+            "note": "hi",
+            "_source_file": "s.csv",
+            "_line": 2,
+        }
     ]
 
 
@@ -132,8 +140,12 @@ def test_ragged_rows_are_malformed_with_their_line(tmp_path: Path, duck: DuckDBE
     assert [(r["user_id"], r["_line"]) for r in good(duck, result)] == [("1", 2), ("3", 4), ("5", 6), ("7", 8)]
     assert bad(duck, result) == [
         {"_source_file": "s.csv", "_line": 3, "_raw": "2,B", "_reasons": "malformed row (expected 3 fields, found 2)"},
-        {"_source_file": "s.csv", "_line": 5, "_raw": "4,D,t4,extra",
-         "_reasons": "malformed row (expected 3 fields, found 4)"},
+        {
+            "_source_file": "s.csv",
+            "_line": 5,
+            "_raw": "4,D,t4,extra",
+            "_reasons": "malformed row (expected 3 fields, found 4)",
+        },
         {"_source_file": "s.csv", "_line": 7, "_raw": "6", "_reasons": "malformed row (expected 3 fields, found 1)"},
     ]
 
@@ -146,16 +158,18 @@ def test_malformed_first_and_last_rows(tmp_path: Path, duck: DuckDBEngine, read:
     assert result.rows == 4
 
 
-
 def test_rows_with_several_extra_fields(tmp_path: Path, duck: DuckDBEngine, read: Read) -> None:
     # the strict pass leaves such rows out (positions would no longer be lines): read again, padded
     path = write(
-        tmp_path, "s.csv",
+        tmp_path,
+        "s.csv",
         'user_id,track_id,listen_time\n1,A,t1\n2,B,t2,x,y\n3,"C,c",t3\n4,D,t4,,\n5,E,"t,5",""\n6,F,t6\n',
     )
     result = read(path)
     assert [(r["user_id"], r["track_id"], r["_line"]) for r in good(duck, result)] == [
-        ("1", "A", 2), ("3", "C,c", 4), ("6", "F", 7)
+        ("1", "A", 2),
+        ("3", "C,c", 4),
+        ("6", "F", 7),
     ]
     assert [(r["_line"], r["_raw"], r["_reasons"]) for r in bad(duck, result)] == [
         (3, "2,B,t2,x,y", "malformed row (expected 3 fields, found 5)"),
@@ -163,6 +177,7 @@ def test_rows_with_several_extra_fields(tmp_path: Path, duck: DuckDBEngine, read
         (6, '5,E,"t,5",""', "malformed row (expected 3 fields, found 4)"),
     ]
     assert result.rows == 6
+
 
 # -- files only the exact reader can number ------------------------------------------------------
 

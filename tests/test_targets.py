@@ -21,9 +21,17 @@ from playcount.notify.sns import sns_subject
 from playcount.settings import load_settings
 
 NOTE = Notification(
-    "20240627T120000Z-abc123", "succeeded", "playcount run 20240627T120000Z-abc123 succeeded: 4 clean / 3 bad rows",
-    {"status": "succeeded", "clean": 4, "bad": 3, "dates": ["2024-06-25"], "kpi_rows": {"genre_kpis": 2},
-     "rejected_files": []},
+    "20240627T120000Z-abc123",
+    "succeeded",
+    "playcount run 20240627T120000Z-abc123 succeeded: 4 clean / 3 bad rows",
+    {
+        "status": "succeeded",
+        "clean": 4,
+        "bad": 3,
+        "dates": ["2024-06-25"],
+        "kpi_rows": {"genre_kpis": 2},
+        "rejected_files": [],
+    },
 )
 
 

@@ -49,14 +49,21 @@ def raw_table(columns: tuple[str, ...], rows: list[tuple[Any, ...]], source: str
             data[c].append(v)
         data["_source_file"].append(src)
         data["_line"].append(line)
-    schema = pa.schema([*(pa.field(c, pa.string()) for c in columns), ("_source_file", pa.string()),
-                        ("_line", pa.int64())])
+    schema = pa.schema(
+        [*(pa.field(c, pa.string()) for c in columns), ("_source_file", pa.string()), ("_line", pa.int64())]
+    )
     return ibis.memtable(pa.table(data, schema=schema))
 
 
-def song(track_id: str | None = "T1", genre: str | None = "pop", duration: str | None = "200000",
-         popularity: str | None = "50", explicit: str | None = "False", name: str | None = "Name",
-         artists: str | None = "Artist") -> tuple[str | None, ...]:
+def song(
+    track_id: str | None = "T1",
+    genre: str | None = "pop",
+    duration: str | None = "200000",
+    popularity: str | None = "50",
+    explicit: str | None = "False",
+    name: str | None = "Name",
+    artists: str | None = "Artist",
+) -> tuple[str | None, ...]:
     return (track_id, artists, name, popularity, duration, explicit, genre)
 
 
@@ -247,8 +254,7 @@ def test_user_age_bounds_configurable(engine: Any) -> None:
 
 
 def test_user_clean_values_are_typed(engine: Any) -> None:
-    checked = check_users(raw_table(USER_COLS, [user(" 7 ", age="30", created="2024-01-02T03:04:05Z")]),
-                          today=RUN_DATE)
+    checked = check_users(raw_table(USER_COLS, [user(" 7 ", age="30", created="2024-01-02T03:04:05Z")]), today=RUN_DATE)
     [r] = rows(engine, clean_rows(checked))
     assert (r["user_id"], r["user_age"], r["created_at"]) == (7, 30, dt.date(2024, 1, 2))
     assert (r["user_name"], r["user_country"]) == ("Ann", "DE")
@@ -439,8 +445,12 @@ def test_stream_duplicates_judged_per_file(engine: Any, refs: tuple[ir.Table, ir
 def test_stream_duplicate_of_a_bad_row_is_not_a_duplicate(engine: Any, refs: tuple[ir.Table, ir.Table]) -> None:
     checked = streams(
         refs,
-        [("9", "T1", "2024-06-25 10:00:00"), ("9", "T1", "2024-06-25 10:00:00"), ("1", "T1", "2024-06-25 10:00:00"),
-         ("1", "T1", "2024-06-25 10:00:00")],
+        [
+            ("9", "T1", "2024-06-25 10:00:00"),
+            ("9", "T1", "2024-06-25 10:00:00"),
+            ("1", "T1", "2024-06-25 10:00:00"),
+            ("1", "T1", "2024-06-25 10:00:00"),
+        ],
     )
     assert reasons(engine, checked) == {2: "unknown user_id", 3: "unknown user_id", 4: "", 5: "duplicate"}
 
@@ -469,12 +479,17 @@ def test_rule_counts_per_file_and_conservation(engine: Any, refs: tuple[ir.Table
     d = counts["d.csv"]
     assert (d["rows"], d["bad"], d["duplicate"], d["unknown user_id"]) == (2, 1, 1, 0)
     assert {k: n for k, n in counts["c.csv"].items() if k != "_source_file"} == {
-        "rows": 1, "bad": 0, **dict.fromkeys(checked.rules, 0)
+        "rows": 1,
+        "bad": 0,
+        **dict.fromkeys(checked.rules, 0),
     }
     a, b = counts["a.csv"], counts["b.csv"]
     assert (a["rows"], a["bad"]) == (4, 2)
     assert (a["duplicate"], a["unknown user_id"], a["unknown track_id"], a["listen_time is not a timestamp"]) == (
-        1, 1, 1, 0
+        1,
+        1,
+        1,
+        0,
     )
     assert (b["rows"], b["bad"]) == (2, 1)
     assert (b["user_id is not an integer"], b["listen_time is not a timestamp"], b["duplicate"]) == (1, 1, 0)
@@ -521,3 +536,35 @@ def test_clean_summary_counts_events_and_early_listens(engine: Any, refs: tuple[
         ("a.csv", "2024-06-01", 1, 0),
         ("b.csv", "2024-01-01", 1, 0),
     ]
+
+
+def test_a_reason_that_contains_another_is_counted_exactly(engine: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rules are counted from their own booleans, not by looking for their text in `_reasons`: a
+    rule whose reason contains another rule's reason does not inflate that rule's count."""
+    import dataclasses
+
+    from playcount import validation
+    from playcount.contracts import USERS, Rule
+
+    nested = Rule(
+        "user_id_negative",
+        "user_id is not an integer >= 0",
+        lambda t, p: t._t_user_id.notnull() & (t._t_user_id < 0),
+    )
+    monkeypatch.setattr(validation, "USERS", dataclasses.replace(USERS, rules=(*USERS.rules, nested)))
+    checked = check_users(
+        raw_table(USER_COLS, [user("x"), user("-5"), user("-6"), user("7")]), today=dt.date(2024, 6, 25)
+    )
+    [c] = engine.to_arrow(rule_counts(checked)).to_pylist()
+    assert (c["rows"], c["bad"]) == (4, 3)
+    assert (c["user_id is not an integer"], c["user_id is not an integer >= 0"]) == (1, 2)
+
+
+def test_every_rule_has_a_unique_name_and_reason_per_contract() -> None:
+    from playcount.contracts import CONTRACTS, DUPLICATE
+
+    for contract in CONTRACTS.values():
+        names = [r.name for r in contract.rules]
+        reasons = [r.reason for r in contract.rules]
+        assert len(set(names)) == len(names) and len(set(reasons)) == len(reasons), contract.dataset
+        assert DUPLICATE not in reasons

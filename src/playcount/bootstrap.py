@@ -168,9 +168,7 @@ def _ensure_lifecycle(s3: Any, bucket: str) -> None:
         rules = []
     ours = {r["ID"] for r in LIFECYCLE_RULES}
     kept = [r for r in rules if r.get("ID") not in ours]
-    s3.put_bucket_lifecycle_configuration(
-        Bucket=bucket, LifecycleConfiguration={"Rules": [*kept, *LIFECYCLE_RULES]}
-    )
+    s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [*kept, *LIFECYCLE_RULES]})
 
 
 def _ensure_tls_policy(s3: Any, bucket: str, region: str) -> None:
@@ -218,9 +216,7 @@ def _ensure_table(ddb: Any, table: str, name: str, result: BootstrapResult) -> N
                 fix="choose another --table-prefix, or delete that table",
             )
         result.existing.append(f"table {name}")
-    ddb.update_continuous_backups(
-        TableName=name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
-    )
+    ddb.update_continuous_backups(TableName=name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True})
 
 
 def bootstrap(
@@ -243,8 +239,12 @@ def bootstrap(
     if tls_policy is None:
         tls_policy = not str(s3.meta.endpoint_url).startswith("http://")
     result = BootstrapResult(
-        bucket=bucket, prefix=prefix.strip("/"), region=region, table_prefix=table_prefix,
-        tables={t: f"{table_prefix}{t}" for t in TABLE_KEYS}, topic_arn="",
+        bucket=bucket,
+        prefix=prefix.strip("/"),
+        region=region,
+        table_prefix=table_prefix,
+        tables={t: f"{table_prefix}{t}" for t in TABLE_KEYS},
+        topic_arn="",
     )
     _ensure_bucket(s3, bucket, region, result, tls_policy)
     ddb = aws.client("dynamodb")

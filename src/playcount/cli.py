@@ -50,9 +50,7 @@ AsJson = Annotated[bool, typer.Option("--json", help="print the machine-readable
 Store = Annotated[
     str | None, typer.Option("--store", help="KPI store: duckdb | dynamodb | memory (setting `store.type`)")
 ]
-Notify = Annotated[
-    str | None, typer.Option("--notify", help="notifier: log | sns | webhook (setting `notify.type`)")
-]
+Notify = Annotated[str | None, typer.Option("--notify", help="notifier: log | sns | webhook (setting `notify.type`)")]
 EngineFlag = Annotated[
     str | None, typer.Option("--engine", help="engine: duckdb | spark (setting `engine`; spark: the `spark` extra)")
 ]
@@ -124,9 +122,15 @@ class _Progress:
     def __enter__(self) -> _Progress:
         if not self.quiet and console.is_terminal:
             self.live = LiveProgress(
-                SpinnerColumn(), TextColumn("[bold]{task.fields[stage]:<9}"), BarColumn(bar_width=20),
-                MofNCompleteColumn(), TextColumn("stages"), TimeElapsedColumn(), TextColumn("{task.fields[message]}"),
-                console=console, transient=True,
+                SpinnerColumn(),
+                TextColumn("[bold]{task.fields[stage]:<9}"),
+                BarColumn(bar_width=20),
+                MofNCompleteColumn(),
+                TextColumn("stages"),
+                TimeElapsedColumn(),
+                TextColumn("{task.fields[message]}"),
+                console=console,
+                transient=True,
             )
             self.live.start()
             self.task = self.live.add_task("run", total=len(pipeline.STAGES), stage="", message="")
@@ -196,7 +200,11 @@ def _run(
 
 @app.command()
 def run(
-    root: Root = None, config: Config = None, as_json: AsJson = False, store: Store = None, notify: Notify = None,
+    root: Root = None,
+    config: Config = None,
+    as_json: AsJson = False,
+    store: Store = None,
+    notify: Notify = None,
     engine: EngineFlag = None,
 ) -> None:
     """Run the whole pipeline once over the lake root."""
@@ -319,8 +327,15 @@ def generate(
         console.print(f"[red]--start `{escape(start)}` is not a date[/]: use YYYY-MM-DD")
         raise typer.Exit(EXIT_USAGE) from e
     result = generate_landing_zone(
-        out_dir, songs=songs, users=users, streams=streams, files=files, days=days, start=first,
-        bad_ratio=bad_ratio, seed=seed,
+        out_dir,
+        songs=songs,
+        users=users,
+        streams=streams,
+        files=files,
+        days=days,
+        start=first,
+        bad_ratio=bad_ratio,
+        seed=seed,
     )
     console.print(
         Text(
@@ -494,9 +509,7 @@ def aws_bootstrap(
     settings = _settings(config)
     target = None if settings_file == "-" else Path(settings_file)
     with _errors("bootstrap"):  # AWS errors too: say what failed, exit 3
-        result = bootstrap(
-            open_aws(settings), bucket=bucket, prefix=prefix, table_prefix=table_prefix, topic=topic
-        )
+        result = bootstrap(open_aws(settings), bucket=bucket, prefix=prefix, table_prefix=table_prefix, topic=topic)
     for what in result.created:
         console.print(f"[green]created[/] {what}")
     for what in result.existing:

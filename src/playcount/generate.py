@@ -26,6 +26,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from playcount.contracts import SONGS, STREAMS, USERS
 from playcount.engine import duckdb_literal
 
 __all__ = [
@@ -41,14 +42,10 @@ __all__ = [
     "generate_landing_zone",
 ]
 
-SONGS_HEADER: tuple[str, ...] = (
-    "id", "track_id", "artists", "album_name", "track_name", "popularity", "duration_ms",
-    "explicit", "danceability", "energy", "key", "loudness", "mode", "speechiness",
-    "acousticness", "instrumentalness", "liveness", "valence", "tempo", "time_signature",
-    "track_genre",
-)  # fmt: skip
-USERS_HEADER: tuple[str, ...] = ("user_id", "user_name", "user_age", "user_country", "created_at")
-STREAMS_HEADER: tuple[str, ...] = ("user_id", "track_id", "listen_time")
+#: The headers the generator writes: the contracts' canonical layouts (SPEC §1).
+SONGS_HEADER: tuple[str, ...] = SONGS.columns
+USERS_HEADER: tuple[str, ...] = USERS.columns
+STREAMS_HEADER: tuple[str, ...] = STREAMS.columns
 
 SONG_FAULTS: tuple[str, ...] = (
     "songs.track_id_empty",
@@ -457,9 +454,7 @@ def _stream_fault_line(
     line for any other ``kind`` (e.g. ``"valid"``)."""
     uid = str(rng.choice(users))
     tid = tracks[min(int(len(tracks) * rng.random() ** 3), len(tracks) - 1)]
-    ts = datetime.combine(start, datetime.min.time()) + timedelta(
-        seconds=rng.randrange(days * 86_400)
-    )
+    ts = datetime.combine(start, datetime.min.time()) + timedelta(seconds=rng.randrange(days * 86_400))
     when = ts.strftime("%Y-%m-%d %H:%M:%S")
     if kind == "streams.user_id_not_integer":
         uid = rng.choice(("abc", f"u{uid}", f"{uid}x", "N/A"))
@@ -470,9 +465,7 @@ def _stream_fault_line(
     elif kind == "streams.track_id_unknown":
         tid = _unique_track_ids(rng, 1, all_tracks)[0]
     elif kind == "streams.listen_time_invalid":
-        when = rng.choice(
-            ("not-a-time", "2024-06-25 25:61:00", "2024-13-45 10:00:00", "tomorrow", "??")
-        )
+        when = rng.choice(("not-a-time", "2024-06-25 25:61:00", "2024-13-45 10:00:00", "tomorrow", "??"))
     elif kind == "streams.listen_time_future":
         when = ts.replace(year=2999, day=min(ts.day, 28)).strftime("%Y-%m-%d %H:%M:%S")
     elif kind == "streams.malformed_row":
@@ -519,9 +512,7 @@ def _write_streams(
         # Chance repeats of (user, track, second) inside the file would be unplanned duplicate
         # rows: replace each later copy with a fresh valid event (a handful at 10M events).
         # The same for events equal to one of an earlier file (by 64-bit hash of the line).
-        groups = con.execute(
-            "SELECT list_sort(list(pos)) FROM bulk GROUP BY line HAVING count(*) > 1"
-        ).fetchall()
+        groups = con.execute("SELECT list_sort(list(pos)) FROM bulk GROUP BY line HAVING count(*) > 1").fetchall()
         chance = {p for (ps,) in groups for p in ps[1:]}
         if f > 0:
             chance.update(
@@ -743,4 +734,3 @@ def cover_streams(streams_dir: Path, out: Path, *, seed: int = 42, extra_songs: 
     ]  # fmt: skip
     _write_csv(Path(out), SONGS_HEADER, rows)
     return n
-

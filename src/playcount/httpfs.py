@@ -18,8 +18,10 @@ __all__ = ["load_httpfs", "create_s3_secret", "extension_directory"]
 def extension_directory() -> Path:
     """Where DuckDB keeps installed extensions for playcount: a user cache folder, else tmp."""
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    for candidate in (base / "playcount" / "duckdb-extensions",
-                      Path(tempfile.gettempdir()) / f"playcount-duckdb-extensions-{os.getuid()}"):
+    for candidate in (
+        base / "playcount" / "duckdb-extensions",
+        Path(tempfile.gettempdir()) / f"playcount-duckdb-extensions-{os.getuid()}",
+    ):
         try:
             candidate.mkdir(parents=True, exist_ok=True)
         except OSError:
@@ -42,8 +44,7 @@ def _wheel_extension(version: str) -> Path | None:
     if not path.is_file():
         shipped = sorted(p.name for p in base.iterdir()) if base.is_dir() else []
         raise PlaycountError(
-            f"the installed httpfs extension is for DuckDB {', '.join(shipped) or 'no version'}, "
-            f"not `v{version}`",
+            f"the installed httpfs extension is for DuckDB {', '.join(shipped) or 'no version'}, not `v{version}`",
             fix=f"install the matching wheel: pip install 'duckdb-extension-httpfs=={version}'",
         )
     return path
@@ -62,9 +63,7 @@ def load_httpfs(db: Any) -> None:
             raise MissingExtraError("duckdb-extension-httpfs", "s3") from e
     folder = str(extension_directory()).replace("'", "''")
     db.execute(f"SET extension_directory = '{folder}'")
-    installed = db.execute(
-        "SELECT installed FROM duckdb_extensions() WHERE extension_name = 'httpfs'"
-    ).fetchone()
+    installed = db.execute("SELECT installed FROM duckdb_extensions() WHERE extension_name = 'httpfs'").fetchone()
     if not (installed and installed[0]):
         db.execute("INSTALL '" + str(wheel).replace("'", "''") + "'")
     db.execute("LOAD httpfs")

@@ -99,9 +99,7 @@ def top_songs(events: ir.Table, titles: ir.Table, n: int = 3) -> ir.Table:
     `events`: `unique_events`; `titles`: `song_titles` (a track missing from it gets null ones).
     """
     c = events.group_by(["date", "genre", "track_id"]).aggregate(stream_count=events.count())
-    rank = ibis.row_number().over(
-        group_by=[c.date, c.genre], order_by=[c.stream_count.desc(), c.track_id.asc()]
-    ) + 1
+    rank = ibis.row_number().over(group_by=[c.date, c.genre], order_by=[c.stream_count.desc(), c.track_id.asc()]) + 1
     ranked = c.mutate(rank=rank)
     ranked = ranked.filter(ranked["rank"] <= n)
     t = titles.select(_t=titles.track_id, title=titles.title, artist=titles.artist)
@@ -120,11 +118,9 @@ def top_songs(events: ir.Table, titles: ir.Table, n: int = 3) -> ir.Table:
 
 def top_genres(genres: ir.Table, n: int = 5) -> ir.Table:
     """The top `n` genres per date by total streams desc, ties by genre asc (from `genre_kpis`)."""
-    rank = ibis.row_number().over(
-        group_by=genres.date, order_by=[genres.total_streams.desc(), genres.genre.asc()]
-    ) + 1
+    rank = ibis.row_number().over(group_by=genres.date, order_by=[genres.total_streams.desc(), genres.genre.asc()]) + 1
     ranked = genres.mutate(rank=rank)
     ranked = ranked.filter(ranked["rank"] <= n)
-    return ranked.select(
-        "date", "genre", "total_streams", ranked["rank"].cast("int64").name("rank")
-    ).order_by(["date", "rank"])
+    return ranked.select("date", "genre", "total_streams", ranked["rank"].cast("int64").name("rank")).order_by(
+        ["date", "rank"]
+    )

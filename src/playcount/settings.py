@@ -59,7 +59,13 @@ _MEMORY = r"(?i)^\s*\d+(\.\d+)?\s*([KMGT]i?B|B|%)\s*$"
 #: Folders of the lake that are not the stream landing zone (SPEC §4): a `streams_prefix` inside
 #: one of them, or holding one, would take reference, archived or bookkeeping files as streams.
 _LAKE_AREAS = (
-    "raw_data/songs", "raw_data/users", "processed_data", "bad_rows", "rejected", "archived", "_playcount",
+    "raw_data/songs",
+    "raw_data/users",
+    "processed_data",
+    "bad_rows",
+    "rejected",
+    "archived",
+    "_playcount",
 )
 
 
@@ -192,7 +198,9 @@ class Settings(BaseSettings):
     )
     streams_prefix: str = Field("raw_data/streams", description="landing prefix of stream files")
     settle_seconds: float = Field(
-        5.0, ge=0, le=3600,
+        5.0,
+        ge=0,
+        le=3600,
         description="a local landing file modified this recently is waited for (it may still be written)",
     )
     max_bad_row_ratio: float = Field(0.10, ge=0.0, le=1.0)
@@ -201,7 +209,9 @@ class Settings(BaseSettings):
     top_songs_n: int = Field(3, ge=1, le=1000)
     top_genres_n: int = Field(5, ge=1, le=1000)
     run_date: dt.date | None = Field(
-        None, ge=dt.date(1970, 1, 1), le=dt.date(9998, 12, 31),
+        None,
+        ge=dt.date(1970, 1, 1),
+        le=dt.date(9998, 12, 31),
         description="the run's date: names the archive folder only; default: today UTC",
     )
     threads: int | None = Field(None, ge=1, le=1024, description="engine threads; default: all cores")
@@ -262,7 +272,7 @@ def _check_env() -> None:
     fields = {f.upper() for f in Settings.model_fields}
     for key in os.environ:
         if key.startswith(ENV_PREFIX):
-            top = key[len(ENV_PREFIX):].split("__", 1)[0]
+            top = key[len(ENV_PREFIX) :].split("__", 1)[0]
             if top not in fields:
                 raise SettingsError(
                     f"unknown setting in the environment: `{key}`",
@@ -291,7 +301,7 @@ def load_settings(config: str | Path | None = None, **flags: Any) -> Settings:
     except PydanticSettingsError as e:  # a value the environment source cannot even parse (bad JSON)
         raise SettingsError(
             f"{e}".replace('"', "`"),
-            fix="give a dict or list setting as JSON, e.g. PLAYCOUNT_SPARK_CONF='{\"spark.driver.memory\": \"4g\"}'",
+            fix='give a dict or list setting as JSON, e.g. PLAYCOUNT_SPARK_CONF=\'{"spark.driver.memory": "4g"}\'',
         ) from e
     except ValidationError as e:
         err = e.errors()[0]
@@ -299,8 +309,7 @@ def load_settings(config: str | Path | None = None, **flags: Any) -> Settings:
         if err["type"] == "extra_forbidden":
             raise SettingsError(
                 f"unknown setting `{key}`",
-                fix=f"remove it from {path} or the flags; known settings: "
-                f"{', '.join(Settings.model_fields)}",
+                fix=f"remove it from {path} or the flags; known settings: {', '.join(Settings.model_fields)}",
                 key=key,
             ) from e
         if err["type"] == "missing":

@@ -23,9 +23,7 @@ def enrich_streams(streams: ir.Table, songs: ir.Table) -> ir.Table:
         genre=songs.track_genre,
         duration_ms=songs.duration_ms,
     )
-    joined = streams.select("user_id", "track_id", "listen_time", "_source_file").join(
-        s, "track_id"
-    )
+    joined = streams.select("user_id", "track_id", "listen_time", "_source_file").join(s, "track_id")
     return joined.select(
         "user_id",
         "track_id",

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import ibis
 import ibis.expr.types as ir
 
-from playcount.contracts import SONGS, STREAMS, USERS, Contract
+from playcount.contracts import DUPLICATE, MALFORMED, SONGS, STREAMS, TYPED, USERS, Contract
 
 __all__ = [
     "Checked",
@@ -38,16 +38,12 @@ __all__ = [
 ]
 
 REASON_SEPARATOR = "; "
-MALFORMED = "malformed row"
-DUPLICATE = "duplicate"
 
 _INT = r"^\s*[+-]?\d{1,18}\s*$"
 _PLAIN_INT = r"^[+-]?\d{1,18}$"
 #: A UTC offset that exists: hours 00-14, minutes 00-59 (`+99:99` and `+14:60` are not offsets).
 _OFFSET = r"Z|[+-](?:0\d|1[0-4])(?::?[0-5]\d)?"
-_DATE_OR_TS = (
-    r"^\s*(\d{4}-\d{2}-\d{2})(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:" + _OFFSET + r")?)?\s*$"
-)
+_DATE_OR_TS = r"^\s*(\d{4}-\d{2}-\d{2})(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:" + _OFFSET + r")?)?\s*$"
 _TS = (
     r"^\s*(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)\s*"
     r"(" + _OFFSET + r")?\s*$"
@@ -56,7 +52,9 @@ _TS = (
 #: Python or DynamoDB client can hold; outside the range a value is not a date.
 _FIRST_TS, _LAST_TS = dt.datetime(1, 1, 1), dt.datetime(9999, 12, 31, 23, 59, 59, 999999)
 _FIRST_DATE, _LAST_DATE = dt.date(1, 1, 1), dt.date(9999, 12, 31)
-_TYPED = "_t_"
+_TYPED = TYPED
+_RULE = "_r_"
+"""The prefix of a rule's boolean column (`_r_user_age_range`): True where the row fails it."""
 
 Persist = Callable[[ir.Table], ir.Table]
 """Computes a table once and returns it (an engine's `materialize`); pure code only calls it."""
@@ -76,6 +74,8 @@ class Checked:
     """The file's own columns, in header order (kept as text in bad rows)."""
     rules: tuple[str, ...]
     """Every reason this dataset can give, for counting."""
+    rule_columns: dict[str, str]
+    """Reason -> the boolean column of its rule (every reason but `duplicate`, counted apart)."""
     bad_text: ir.Table
     """The original text of the bad rows (every raw column, `_source_file`, `_line`), for `bad_rows`."""
     before_duplicates: ir.Table | None = None
@@ -86,10 +86,6 @@ class Checked:
     With these two, the counts and the bad rows need no join of every row with the duplicates
     (`table` is `before_duplicates` with the mark joined on: `clean_rows` takes it).
     """
-
-
-def _blank(s: ir.StringValue) -> ir.BooleanValue:
-    return s.isnull() | (s.strip() == "")
 
 
 def _trimmed(s: ir.StringValue) -> ir.StringValue:
@@ -173,21 +169,21 @@ def _parse_date(s: ir.StringValue) -> ir.DateValue:
     return ibis.ifelse(d.between(ibis.literal(_FIRST_DATE), ibis.literal(_LAST_DATE)), d, ibis.null("date"))
 
 
-def _reasons(checks: list[tuple[ir.BooleanValue, str]]) -> ir.StringValue:
-    """Every failed check's reason joined by "; ", "" when none failed.
+def _reasons(t: ir.Table, columns: dict[str, str]) -> ir.StringValue:
+    """Every failed rule's reason joined by "; ", "" when none failed (from the rules' booleans).
 
     The text is built only for rows that failed something (about one in a hundred): an OR of
-    the checks is far cheaper than joining one string per check on every row.
+    the booleans is far cheaper than joining one string per rule on every row.
     """
-    parts = [ibis.ifelse(failed, ibis.literal(reason), ibis.null("string")) for failed, reason in checks]
-    any_failed = functools.reduce(operator.or_, [failed.fill_null(False) for failed, _ in checks])
+    parts = [ibis.ifelse(t[c], ibis.literal(reason), ibis.null("string")) for reason, c in columns.items()]
+    any_failed = functools.reduce(operator.or_, [t[c] for c in columns.values()])
     return ibis.ifelse(any_failed, ibis.literal(REASON_SEPARATOR).join(parts), ibis.literal(""))
 
 
 def _without_raw_text(t: ir.Table) -> ir.Table:
     """`t` without the original text of the columns it has typed (`bad_rows` joins it back from
     the raw rows): a third of the width of streams."""
-    typed = {c[len(_TYPED):] for c in t.columns if c.startswith(_TYPED)}
+    typed = {c[len(_TYPED) :] for c in t.columns if c.startswith(_TYPED)}
     return t.select(*[c for c in t.columns if c not in typed])
 
 
@@ -243,8 +239,10 @@ def _bad_lines(table: ir.Table, pre: ir.Table | None, dups: ir.Table | None) -> 
         return table.filter(table._reasons != "").select(
             _bf=table._source_file, _bl=table._line, _reasons=table._reasons
         )
-    return pre.filter(pre._pre != "").select(_bf=pre._source_file, _bl=pre._line, _reasons=pre._pre).union(
-        dups.select(_bf=dups._source_file, _bl=dups._line, _reasons=ibis.literal(DUPLICATE))
+    return (
+        pre.filter(pre._pre != "")
+        .select(_bf=pre._source_file, _bl=pre._line, _reasons=pre._pre)
+        .union(dups.select(_bf=dups._source_file, _bl=dups._line, _reasons=ibis.literal(DUPLICATE)))
     )
 
 
@@ -252,19 +250,23 @@ def _finish(
     t: ir.Table,
     raw: ir.Table,
     contract: Contract,
-    checks: list[tuple[ir.BooleanValue, str]],
+    params: dict[str, object],
     persist: Persist = _as_is,
     helpers: tuple[str, ...] = (),
 ) -> Checked:
-    """The checked table; `helpers` are columns only the checks use, dropped once they ran."""
+    """Every rule of the contract that applies to the file's columns, evaluated to its boolean
+    column; `_reasons` from those; then the duplicates. `helpers` are columns only the rules
+    use, dropped once they ran."""
     typed_key = [f"{_TYPED}{c}" for c in contract.key]
-    t = t.mutate(_pre=_reasons(checks).fill_null("")).drop(*helpers)
+    rules = [r for r in contract.rules if r.applies(_raw_columns(raw))]
+    columns = {r.reason_for(params): f"{_RULE}{r.name}" for r in rules}
+    t = t.mutate(**{f"{_RULE}{r.name}": r.failed(t, params).fill_null(False) for r in rules})
+    t = t.mutate(_pre=_reasons(t, columns).fill_null("")).drop(*helpers)
     table, pre, dups = _with_duplicates(t, contract, typed_key, persist)
-    rules = tuple(r for _, r in checks) + (DUPLICATE,)
     # the original text of the bad rows alone: once persisted, nothing refers to `raw` any more
     bad = _bad_lines(table, pre, dups).select("_bf", "_bl")
     bad_text = persist(raw.semi_join(bad, [raw._source_file == bad._bf, raw._line == bad._bl]))
-    return Checked(contract, table, tuple(_raw_columns(raw)), rules, bad_text, pre, dups)
+    return Checked(contract, table, tuple(_raw_columns(raw)), (*columns, DUPLICATE), columns, bad_text, pre, dups)
 
 
 def _raw_columns(raw: ir.Table) -> list[str]:
@@ -272,60 +274,41 @@ def _raw_columns(raw: ir.Table) -> list[str]:
 
 
 def check_songs(raw: ir.Table, persist: Persist = _as_is) -> Checked:
-    """SPEC §1 songs: track_id, track_genre, duration_ms, popularity, explicit."""
+    """SPEC §1 songs (`SONGS.rules`): track_id, track_genre, duration_ms, popularity, explicit."""
     cols = _raw_columns(raw)
-    duration = _integer(raw.duration_ms)
     typed: dict[str, ir.Value] = {
         f"{_TYPED}track_id": _text(raw.track_id),
         f"{_TYPED}track_genre": raw.track_genre.strip().lower().nullif(""),
-        f"{_TYPED}duration_ms": duration,
+        f"{_TYPED}duration_ms": _integer(raw.duration_ms),
     }
-    checks: list[tuple[ir.BooleanValue, str]] = [
-        (_blank(raw.track_id), "track_id is empty"),
-        (_blank(raw.track_genre), "track_genre is empty"),
-        (duration.isnull(), "duration_ms is not an integer"),
-        (duration.notnull() & ~duration.between(1, 86_400_000), "duration_ms out of range [1,86400000]"),
-    ]
     if "popularity" in cols:
-        pop = _integer(raw.popularity)
-        typed[f"{_TYPED}popularity"] = pop
-        present = ~_blank(raw.popularity)
-        checks += [
-            (present & pop.isnull(), "popularity is not an integer"),
-            (pop.notnull() & ~pop.between(0, 100), "popularity out of range [0,100]"),
-        ]
+        typed[f"{_TYPED}popularity"] = _integer(raw.popularity)
     if "explicit" in cols:
         flag = raw.explicit.strip().lower()
         typed[f"{_TYPED}explicit"] = flag.cases(("true", True), ("false", False), else_=None)
-        checks.append((~_blank(raw.explicit) & ~flag.isin(["true", "false"]), "explicit is not True/False"))
-    return _finish(raw.mutate(**typed), raw, SONGS, checks, persist)
+    return _finish(raw.mutate(**typed), raw, SONGS, {}, persist)
 
 
 def check_users(
     raw: ir.Table, *, today: dt.date, min_age: int = 13, max_age: int = 120, persist: Persist = _as_is
 ) -> Checked:
-    """SPEC §1 users: user_id, user_age, created_at (not after `today`, the processing date)."""
-    uid = _integer(raw.user_id)
-    age = _integer(raw.user_age)
-    created = _parse_date(raw.created_at)
+    """SPEC §1 users (`USERS.rules`): user_id, user_age, created_at (not after `today`, the
+    processing date)."""
     t = raw.mutate(
-        **{f"{_TYPED}user_id": uid, f"{_TYPED}user_age": age, f"{_TYPED}created_at": created}
+        **{
+            f"{_TYPED}user_id": _integer(raw.user_id),
+            f"{_TYPED}user_age": _integer(raw.user_age),
+            f"{_TYPED}created_at": _parse_date(raw.created_at),
+        }
     )
-    checks: list[tuple[ir.BooleanValue, str]] = [
-        (uid.isnull(), "user_id is not an integer"),
-        (age.isnull(), "user_age is not an integer"),
-        (age.notnull() & ~age.between(min_age, max_age), f"user_age out of range [{min_age},{max_age}]"),
-        (created.isnull(), "created_at is not a date"),
-        (created.notnull() & (created > ibis.literal(today)), "created_at is after the processing date"),
-    ]
-    return _finish(t, raw, USERS, checks, persist)
+    return _finish(t, raw, USERS, {"today": today, "min_age": min_age, "max_age": max_age}, persist)
 
 
 def check_streams(
     raw: ir.Table, *, songs: ir.Table, users: ir.Table, now: dt.datetime, persist: Persist = _as_is
 ) -> Checked:
-    """SPEC §1 streams against the *clean* songs and users (`clean_rows` of their checks); a
-    listen_time may be at most a day after `now`, the processing time.
+    """SPEC §1 streams (`STREAMS.rules`) against the *clean* songs and users (`clean_rows` of
+    their checks); a listen_time may be at most a day after `now`, the processing time.
 
     `persist` (an engine's `materialize`) computes the tables every use of the result shares once.
     """
@@ -337,17 +320,8 @@ def check_streams(
     known_tracks = songs.select(_known_track=songs.track_id).distinct()
     t = t.left_join(known_users, t[f"{_TYPED}user_id"] == known_users._known_user)
     t = t.left_join(known_tracks, t[f"{_TYPED}track_id"] == known_tracks._known_track)
-    uid, track, ts = t[f"{_TYPED}user_id"], t[f"{_TYPED}track_id"], t[f"{_TYPED}listen_time"]
-    latest = ibis.literal(now.replace(tzinfo=None) + dt.timedelta(days=1))
-    checks: list[tuple[ir.BooleanValue, str]] = [
-        (uid.isnull(), "user_id is not an integer"),
-        (uid.notnull() & t._known_user.isnull(), "unknown user_id"),
-        (track.isnull(), "track_id is empty"),
-        (track.notnull() & t._known_track.isnull(), "unknown track_id"),
-        (ts.isnull(), "listen_time is not a timestamp"),
-        (ts.notnull() & (ts > latest), "listen_time is more than 1 day after the processing time"),
-    ]
-    return _finish(t, raw, STREAMS, checks, persist, helpers=("_known_user", "_known_track"))
+    latest = now.replace(tzinfo=None) + dt.timedelta(days=1)
+    return _finish(t, raw, STREAMS, {"latest": latest}, persist, helpers=("_known_user", "_known_track"))
 
 
 def clean_rows(checked: Checked) -> ir.Table:
@@ -357,11 +331,9 @@ def clean_rows(checked: Checked) -> ir.Table:
     # and build its song join's hash table on ten million rows (transform 12 s instead of 5 s).
     t = checked.table.filter(checked.table._reasons == "")
     typed = [c for c in t.columns if c.startswith(_TYPED)]
-    names = {c[len(_TYPED):] for c in typed}
+    names = {c[len(_TYPED) :] for c in typed}
     rest = [c for c in checked.raw_columns if c not in names]
-    return t.select(
-        *[t[c].name(c[len(_TYPED):]) for c in typed], *rest, "_source_file", "_line"
-    )
+    return t.select(*[t[c].name(c[len(_TYPED) :]) for c in typed], *rest, "_source_file", "_line")
 
 
 def bad_rows(checked: Checked) -> ir.Table:
@@ -381,9 +353,16 @@ def rule_counts(checked: Checked) -> ir.Table:
     pre, dups = checked.before_duplicates, checked.duplicates  # both set, or neither
     t = checked.table if pre is None else pre.rename(_reasons="_pre")
     files = t.group_by("_source_file").aggregate(rows=t.count(), bad=(t._reasons != "").sum())
-    # each rule's text is looked for in the bad rows alone (about one in a hundred)
+    # each rule's boolean, summed over the bad rows alone (about one in a hundred)
     b = t.filter(t._reasons != "")
-    rules = b.group_by(_f=b._source_file).aggregate(**{rule: b._reasons.contains(rule).sum() for rule in checked.rules})
+    cols = checked.rule_columns
+    rules = b.group_by(_f=b._source_file).aggregate(
+        # `duplicate` is a row's only reason when it is one (judged among rows that pass every rule)
+        **{
+            rule: (b[cols[rule]] if rule in cols else b._reasons == DUPLICATE).cast("int64").sum()
+            for rule in checked.rules
+        }
+    )
     j = files.left_join(rules, files._source_file == rules._f)
     counts = j.select("_source_file", "rows", "bad", *[j[r].fill_null(0).name(r) for r in checked.rules])
     if dups is None:
@@ -393,7 +372,9 @@ def rule_counts(checked: Checked) -> ir.Table:
     j = counts.left_join(d, counts._source_file == d._g)
     extra = j._d.fill_null(0)
     return j.select(
-        "_source_file", "rows", (j.bad + extra).name("bad"),
+        "_source_file",
+        "rows",
+        (j.bad + extra).name("bad"),
         *[(j[r] + extra if r == DUPLICATE else j[r]).name(r) for r in checked.rules],
     )
 

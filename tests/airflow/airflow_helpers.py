@@ -68,8 +68,11 @@ class GlueStandIn:
         self._thread = threading.Thread(target=self._loop, name="glue-stand-in", daemon=True)
 
     def _hold(self) -> None:
-        _moto_api(self.moto_url, "set-transition", {"model_name": self._MODEL, "transition": {
-            "progression": "manual", "times": 10**9}})
+        _moto_api(
+            self.moto_url,
+            "set-transition",
+            {"model_name": self._MODEL, "transition": {"progression": "manual", "times": 10**9}},
+        )
 
     def _loop(self) -> None:
         seen: set[str] = set()
@@ -86,8 +89,11 @@ class GlueStandIn:
                     except BaseException as e:  # noqa: BLE001 - reported by the test
                         self.errors.append(e)
                     # let moto finish this run (our own read makes it SUCCEEDED), then hold again
-                    _moto_api(self.moto_url, "set-transition", {"model_name": self._MODEL, "transition": {
-                        "progression": "immediate"}})
+                    _moto_api(
+                        self.moto_url,
+                        "set-transition",
+                        {"model_name": self._MODEL, "transition": {"progression": "immediate"}},
+                    )
                     self.glue.get_job_run(JobName=job, RunId=run["Id"])
                     self._hold()
 

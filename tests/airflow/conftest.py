@@ -75,9 +75,7 @@ def fast(dag: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 @pytest.fixture
-def airflow_env(
-    aws_env: str, aws: Aws, infra: BootstrapResult, monkeypatch: pytest.MonkeyPatch
-) -> dict[str, str]:
+def airflow_env(aws_env: str, aws: Aws, infra: BootstrapResult, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """The Variables and the connection `aws_default` for the lake, tables and topic of `infra`.
 
     `AWS_ENDPOINT_URL` is removed: the tasks reach moto only through the connection's

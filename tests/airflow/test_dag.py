@@ -108,7 +108,10 @@ def test_task_ids_dependencies_and_trigger_rules(dag: Any) -> None:
     notified = {t.task_id for t in dag.tasks if pc.notify_task_failure in (t.on_failure_callback or [])}
     # the job tasks' and the sensor's failures reach notify_failure through the checks instead
     assert notified == {
-        "check_validation_status", "check_transform_status", "load_to_dynamodb", "archive_streamed_data",
+        "check_validation_status",
+        "check_transform_status",
+        "load_to_dynamodb",
+        "archive_streamed_data",
         "notify_success",
     }
 
@@ -366,7 +369,9 @@ def test_a_task_that_keeps_failing_is_notified_by_the_failure_callback(
     )
 
     assert states == SUCCEEDED | {
-        "archive_streamed_data": "failed", "notify_success": "upstream_failed", "notify_failure": "skipped"
+        "archive_streamed_data": "failed",
+        "notify_success": "upstream_failed",
+        "notify_failure": "skipped",
     }
     assert state(dag_run) == "failed"
     assert try_numbers(dag_run)["archive_streamed_data"] == 2
@@ -392,8 +397,15 @@ def test_a_terminal_error_fails_its_task_at_once_and_a_transient_one_is_retried(
 ) -> None:
     """The retries follow the error's own `transient` property, not a list of class names."""
     dag_run, states, queue = _run_with_broken_stage(
-        fast, aws, infra, generated, monkeypatch, "archive", "archive_streamed_data",
-        "injected: a different file is already archived", ArchiveConflictError,
+        fast,
+        aws,
+        infra,
+        generated,
+        monkeypatch,
+        "archive",
+        "archive_streamed_data",
+        "injected: a different file is already archived",
+        ArchiveConflictError,
     )
     assert states["archive_streamed_data"] == "failed"
     assert try_numbers(dag_run)["archive_streamed_data"] == 1  # retries=1, unused: no retry mends it

@@ -42,9 +42,7 @@ def test_the_tryout_recipe_runs_the_dag_against_moto_without_false_errors(tmp_pa
     }
     if os.environ.get("PYTHONPATH"):
         env["PYTHONPATH"] = os.environ["PYTHONPATH"]
-    done = subprocess.run(
-        ["bash", str(SCRIPT)], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
-    )
+    done = subprocess.run(["bash", str(SCRIPT)], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-6000:]
     assert re.search(r"DagRun Finished: dag_id=streaming_pipeline, .*state=success", output), output[-4000:]

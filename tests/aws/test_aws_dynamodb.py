@@ -28,18 +28,33 @@ D25, D26 = dt.date(2024, 6, 25), dt.date(2024, 6, 26)
 def _songs(date: dt.date, genres: dict[str, int]) -> pa.Table:
     """`genres[g]` ranked tracks for each genre on `date`."""
     rows = [
-        {"date": date, "genre": g, "track_id": f"{g}-{r}", "title": f"Song {r}", "artist": "A",
-         "stream_count": 10 - r, "rank": r, "date#genre": f"{date.isoformat()}#{g}"}
-        for g, n in genres.items() for r in range(1, n + 1)
+        {
+            "date": date,
+            "genre": g,
+            "track_id": f"{g}-{r}",
+            "title": f"Song {r}",
+            "artist": "A",
+            "stream_count": 10 - r,
+            "rank": r,
+            "date#genre": f"{date.isoformat()}#{g}",
+        }
+        for g, n in genres.items()
+        for r in range(1, n + 1)
     ]
     return pa.Table.from_pylist(rows, schema=KPI_SCHEMAS["top_songs"])
 
 
 def _genres(date: dt.date, n: int) -> pa.Table:
     rows = [
-        {"genre": f"g{i:03d}", "date": date, "total_streams": 1000 - i, "unique_users": 7 + i,
-         "avg_listen_time": round(211.123 + i / 7, 2), "total_listen_time": 123456.789 + i / 3,
-         "avg_listen_time_per_user": round(17.5 + i / 9, 2)}
+        {
+            "genre": f"g{i:03d}",
+            "date": date,
+            "total_streams": 1000 - i,
+            "unique_users": 7 + i,
+            "avg_listen_time": round(211.123 + i / 7, 2),
+            "total_listen_time": 123456.789 + i / 3,
+            "avg_listen_time_per_user": round(17.5 + i / 9, 2),
+        }
         for i in range(n)
     ]
     return pa.Table.from_pylist(rows, schema=KPI_SCHEMAS["genre_kpis"])
@@ -60,7 +75,11 @@ def test_replace_removes_stale_items_and_reads_like_the_memory_store(store: Dyna
     got = store.read("top_songs")
     assert got.to_pylist() == memory.read("top_songs").to_pylist()
     assert [(r["date"], r["genre"], r["rank"]) for r in got.to_pylist()] == [
-        (D25, "jazz", 1), (D25, "pop", 1), (D25, "pop", 2), (D26, "pop", 1), (D26, "pop", 2),
+        (D25, "jazz", 1),
+        (D25, "pop", 1),
+        (D25, "pop", 2),
+        (D26, "pop", 1),
+        (D26, "pop", 2),
     ]
     assert store.read("top_songs", date=D25, genre="pop").num_rows == 2  # one partition
     assert store.read("top_songs", genre="pop").num_rows == 4
@@ -136,17 +155,23 @@ def test_unprocessed_items_and_throttling_are_retried_to_completion(store: Dynam
 
 def test_a_table_that_stays_throttled_fails_with_a_transient_error(store: DynamoDBStore, aws: Aws) -> None:
     def always(**kwargs: Any) -> Any:
-        return _Http(400), {"Error": {"Code": "ThrottlingException", "Message": "slow down"},
-                            "ResponseMetadata": {"HTTPStatusCode": 400}}
+        return _Http(400), {
+            "Error": {"Code": "ThrottlingException", "Message": "slow down"},
+            "ResponseMetadata": {"HTTPStatusCode": 400},
+        }
 
     events = aws.client("dynamodb").meta.events
     events.register_first("before-call.dynamodb.BatchWriteItem", always, unique_id="always")
     store.max_attempts = 4
     try:
         with pytest.raises(StoreError, match=f"`{TABLE_PREFIX}top_genres`") as caught:
-            store.replace("top_genres", [D25], pa.Table.from_pylist(
-                [{"date": D25, "genre": "pop", "total_streams": 3, "rank": 1}], schema=KPI_SCHEMAS["top_genres"]
-            ))
+            store.replace(
+                "top_genres",
+                [D25],
+                pa.Table.from_pylist(
+                    [{"date": D25, "genre": "pop", "total_streams": 3, "rank": 1}], schema=KPI_SCHEMAS["top_genres"]
+                ),
+            )
     finally:
         events.unregister("before-call.dynamodb.BatchWriteItem", unique_id="always")
     assert caught.value.transient and store.retries == 3

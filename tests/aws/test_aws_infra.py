@@ -103,8 +103,12 @@ def _glue_part(aws: Aws, schedule: str = "") -> dict[str, str]:
     """The template's Glue jobs, workflow and triggers in moto's Glue (stack `playcount`)."""
     template = load_template()
     names = {
-        "AWS::StackName": "playcount", "AWS::Region": "us-east-1", "AWS::AccountId": "123456789012",
-        "AWS::Partition": "aws", "LakeBucket": "playcount-cfn", "RunsTopic": "arn:aws:sns:us-east-1:123456789012:runs",
+        "AWS::StackName": "playcount",
+        "AWS::Region": "us-east-1",
+        "AWS::AccountId": "123456789012",
+        "AWS::Partition": "aws",
+        "LakeBucket": "playcount-cfn",
+        "RunsTopic": "arn:aws:sns:us-east-1:123456789012:runs",
         "WorkflowSchedule": schedule,
     }
     names |= {k: v["Default"] for k, v in template["Parameters"].items() if "Default" in v and k not in names}
@@ -266,19 +270,30 @@ def test_bootstraps_bucket_expires_old_versions_and_denies_plain_http_as_the_tem
     assert cfn_statement["Condition"] == statement["Condition"] and cfn_statement["Action"] == "s3:*"
 
     # a rule and a statement of the bucket's owner survive a second bootstrap, which adds nothing twice
-    s3.put_bucket_lifecycle_configuration(Bucket=BUCKET, LifecycleConfiguration={"Rules": [
-        *s3.get_bucket_lifecycle_configuration(Bucket=BUCKET)["Rules"],
-        {"ID": "owners-tmp", "Status": "Enabled", "Filter": {"Prefix": "tmp/"}, "Expiration": {"Days": 1}},
-    ]})
+    s3.put_bucket_lifecycle_configuration(
+        Bucket=BUCKET,
+        LifecycleConfiguration={
+            "Rules": [
+                *s3.get_bucket_lifecycle_configuration(Bucket=BUCKET)["Rules"],
+                {"ID": "owners-tmp", "Status": "Enabled", "Filter": {"Prefix": "tmp/"}, "Expiration": {"Days": 1}},
+            ]
+        },
+    )
     policy = json.loads(s3.get_bucket_policy(Bucket=BUCKET)["Policy"])
-    owners = {"Sid": "OwnersRead", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
-              "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{BUCKET}/*"}
+    owners = {
+        "Sid": "OwnersRead",
+        "Effect": "Allow",
+        "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+        "Action": "s3:GetObject",
+        "Resource": f"arn:aws:s3:::{BUCKET}/*",
+    }
     s3.put_bucket_policy(Bucket=BUCKET, Policy=json.dumps({**policy, "Statement": [owners, *policy["Statement"]]}))
     again = bootstrap(aws, bucket=BUCKET, prefix="lake", tls_policy=True)
     assert again.created == [] and f"bucket {BUCKET}" in again.existing
     assert sorted(_lifecycle(s3)) == ["abort-incomplete-uploads", "expire-noncurrent-versions", "owners-tmp"]
     assert [st["Sid"] for st in json.loads(s3.get_bucket_policy(Bucket=BUCKET)["Policy"])["Statement"]] == [
-        "OwnersRead", "DenyInsecureTransport",
+        "OwnersRead",
+        "DenyInsecureTransport",
     ]
     # and it denies: moto enforces the policy, and this client talks plain HTTP to it
     with pytest.raises(Exception, match="Forbidden"):

@@ -96,8 +96,11 @@ def test_run_on_s3_with_dynamodb_and_sns_equals_a_local_run(
     assert report["root"] == "s3://playcount-lake/lake"
     status = {f["name"]: f["status"] for f in report["files"] if f["dataset"] == "streams"}
     assert status == {
-        "broken.csv": "rejected", "more.csv.gz": "accepted", "streams_001.csv": "accepted",
-        "streams_002.csv": "accepted", "streams_003.csv": "accepted",
+        "broken.csv": "rejected",
+        "more.csv.gz": "accepted",
+        "streams_001.csv": "accepted",
+        "streams_002.csv": "accepted",
+        "streams_003.csv": "accepted",
     }
     more = next(f for f in report["files"] if f["name"] == "more.csv.gz")
     assert more["rows"] == 39 and more["clean"] + more["bad"] == 39
@@ -307,7 +310,9 @@ def test_sns_failure_leaves_the_run_succeeded(
     _tiny(aws)
     missing = "arn:aws:sns:us-east-1:123456789012:no-such-topic"
     settings = load_settings(
-        root=infra.root, run_date=RUN_DATE, store={"type": "dynamodb", "table_prefix": TABLE_PREFIX},
+        root=infra.root,
+        run_date=RUN_DATE,
+        store={"type": "dynamodb", "table_prefix": TABLE_PREFIX},
         notify={"type": "sns", "topic_arn": missing},
     )
     report = pipeline.run_pipeline(pipeline.open_run(settings, aws=aws))
@@ -320,7 +325,9 @@ def test_log_notifier_appends_to_notifications_jsonl_on_s3(aws: Aws, infra: Boot
     # S3 has no append: each run reads the object and writes it back with one more line
     _tiny(aws)
     settings = load_settings(
-        root=infra.root, run_date=RUN_DATE, store={"type": "dynamodb", "table_prefix": TABLE_PREFIX},
+        root=infra.root,
+        run_date=RUN_DATE,
+        store={"type": "dynamodb", "table_prefix": TABLE_PREFIX},
         notify={"type": "log"},
     )
     first = pipeline.run_pipeline(pipeline.open_run(settings, aws=aws))
@@ -328,9 +335,7 @@ def test_log_notifier_appends_to_notifications_jsonl_on_s3(aws: Aws, infra: Boot
     asked = settings.model_copy(update={"notify": settings.notify.model_copy(update={"on_nothing_to_do": True})})
     third = pipeline.run_pipeline(pipeline.open_run(asked, aws=aws))
     lines = [json.loads(x) for x in body(aws, BUCKET, "lake/_playcount/notifications.jsonl").decode().splitlines()]
-    assert [(n["run_id"], n["status"]) for n in lines] == [
-        (first.run_id, "succeeded"), (third.run_id, "nothing_to_do")
-    ]
+    assert [(n["run_id"], n["status"]) for n in lines] == [(first.run_id, "succeeded"), (third.run_id, "nothing_to_do")]
 
 
 def test_append_on_s3_keeps_a_line_written_between_its_read_and_its_write(aws: Aws, infra: BootstrapResult) -> None:
@@ -372,9 +377,12 @@ def test_an_s3_root_with_glob_characters_is_literal(
             s3.put_object(Bucket=BUCKET, Key=f"{prefix}/{key}", Body=text.encode())
 
     put("lakea", "1,T1,2024-06-25 10:00:00\n2,T1,2024-06-25 10:00:00\n1,T1,2024-06-25 11:00:00\n")
-    assert pipeline.run_pipeline(
-        pipeline.open_run(load_settings(root=f"s3://{BUCKET}/lakea", store={"path": str(tmp_path / "a.duckdb")}))
-    ).status == "succeeded"  # a sibling lake, run before: its events are under lakea/processed_data/
+    assert (
+        pipeline.run_pipeline(
+            pipeline.open_run(load_settings(root=f"s3://{BUCKET}/lakea", store={"path": str(tmp_path / "a.duckdb")}))
+        ).status
+        == "succeeded"
+    )  # a sibling lake, run before: its events are under lakea/processed_data/
     put(name, "2,T2,2024-06-25 12:00:00\n")
     settings = load_settings(root=f"s3://{BUCKET}/{name}", store={"path": str(tmp_path / "b.duckdb")})
     report = pipeline.run_pipeline(pipeline.open_run(settings))
@@ -394,14 +402,16 @@ def test_an_s3_root_with_a_question_mark_is_a_settings_error_and_a_file_with_one
         pipeline.open_run(load_settings(root=f"s3://{BUCKET}/lake?x", store={"path": str(tmp_path / "k.duckdb")}))
     _tiny(aws)
     aws.client("s3").put_object(
-        Bucket=BUCKET, Key="lake/raw_data/streams/what?.csv",
+        Bucket=BUCKET,
+        Key="lake/raw_data/streams/what?.csv",
         Body=b"user_id,track_id,listen_time\n2,T2,2024-06-25 12:00:00\n",
     )
     settings = load_settings(root=infra.root, store={"path": str(tmp_path / "k.duckdb")})
     report = pipeline.run_pipeline(pipeline.open_run(settings))
     assert report.status == "succeeded", report.reason
     assert {f.name: f.status for f in report.files if f.dataset == "streams"} == {
-        "a.csv": "accepted", "what?.csv": "accepted"
+        "a.csv": "accepted",
+        "what?.csv": "accepted",
     }
     rows = pipeline.open_run(settings).store.read("genre_kpis").to_pylist()
     assert sorted((r["genre"], r["total_streams"]) for r in rows) == [("pop", 1), ("rock", 2)]

@@ -12,8 +12,13 @@ import pytest
 CHROMIUM = os.environ.get("PLAYCOUNT_CHROMIUM", "/usr/bin/chromium")
 #: Without the background-networking flags Chromium itself makes (refused) connections.
 FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 

@@ -63,10 +63,13 @@ def _open(browser: Any, root: Path, report: dict[str, Any]) -> Opened:
             """Object.fromEntries([...document.querySelectorAll('figure[data-chart]')].map(f => [f.dataset.chart,
                  f.querySelectorAll('g.mark-rect.role-mark > path, g.mark-symbol.role-mark > path').length]))"""
         ),
-        rows_attr={k: int(v) for k, v in page.evaluate(
-            "Object.fromEntries([...document.querySelectorAll('figure[data-chart]')]"
-            ".map(f => [f.dataset.chart, f.dataset.rows]))"
-        ).items()},
+        rows_attr={
+            k: int(v)
+            for k, v in page.evaluate(
+                "Object.fromEntries([...document.querySelectorAll('figure[data-chart]')]"
+                ".map(f => [f.dataset.chart, f.dataset.rows]))"
+            ).items()
+        },
         requests=[u for u in requests if u != url],
         errors=errors,
         pwned=page.evaluate("window.pwned"),
@@ -90,8 +93,10 @@ def hostile(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Opened:
     with (root / "raw_data/songs/songs.csv").open("a") as f:
         f.write(f'3,T4,"<b>Dee</b>",D,"<script>alert(1)</script>",10,240000,False,{GENRE}\n')
     good = [f"{1 + i % 2},T{1 + i % 4},2024-06-25 1{i}:00:00" for i in range(9)]
-    write(root / "raw_data/streams" / HOSTILE_FILE, "user_id,track_id,listen_time\n" + "\n".join(
-        [*good, f"1,{SCRIPT},2024-06-25 20:00:00"]) + "\n")
+    write(
+        root / "raw_data/streams" / HOSTILE_FILE,
+        "user_id,track_id,listen_time\n" + "\n".join([*good, f"1,{SCRIPT},2024-06-25 20:00:00"]) + "\n",
+    )
     write(root / "raw_data/streams" / REJECTED_FILE, "user_id,track\n1,T1\n")
     return _open(browser, root, _ran(root))
 

@@ -430,7 +430,7 @@ def test_sigkill_at_random_points_with_a_writer_still_copying_loses_and_doubles_
             data = (STREAMS_HEADER + "\n" + body).encode()
             with (root / "raw_data/streams" / name).open("wb") as f:
                 for at in range(0, len(data), 200):
-                    f.write(data[at:at + 200])
+                    f.write(data[at : at + 200])
                     f.flush()
                     time.sleep(rng.uniform(0.0, 0.15))
 

@@ -36,9 +36,7 @@ def test_a_reader_holding_the_store_open_never_blocks_a_run(tmp_path: Path) -> N
         text=True,
     )
     try:
-        assert (
-            holder.stdout is not None and holder.stdout.readline().strip() == "1"
-        )  # open: one genre row
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "1"  # open: one genre row
         write(root / "raw_data/streams/b.csv", "user_id,track_id,listen_time\n3,T3,2024-06-26 10:00:00\n")
         started = time.monotonic()
         code, report = run_json(root)

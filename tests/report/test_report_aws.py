@@ -34,7 +34,8 @@ def test_a_run_on_s3_writes_both_pages_and_the_notification_says_where(
         aws.client("s3").put_object(Bucket=BUCKET, Key=f"lake/{key}", Body=text.encode())
     queue = subscribe_queue(aws, infra.topic_arn)
     settings = load_settings(
-        root=infra.root, store={"type": "dynamodb", "table_prefix": TABLE_PREFIX},
+        root=infra.root,
+        store={"type": "dynamodb", "table_prefix": TABLE_PREFIX},
         notify={"type": "sns", "topic_arn": infra.topic_arn},
     )
     report = pipeline.run_pipeline(pipeline.open_run(settings, aws=aws))
@@ -57,8 +58,9 @@ def test_a_run_on_s3_writes_both_pages_and_the_notification_says_where(
     [run] = json.loads(out)
     assert (run["run_id"], run["events"], run["report"]) == (report.run_id, 3, location)
     target = tmp_path / "copy.html"
-    code, _, err = cli("report", "--root", infra.root, "--out", str(target), "--store", "dynamodb",
-                       "--config", _toml(infra, tmp_path))
+    code, _, err = cli(
+        "report", "--root", infra.root, "--out", str(target), "--store", "dynamodb", "--config", _toml(infra, tmp_path)
+    )
     assert code == 0, err
     assert '<dd data-key="rows_in">3</dd>' in target.read_text()
     assert 'data-chart="top_genres" data-rows="2"' in target.read_text()

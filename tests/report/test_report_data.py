@@ -32,12 +32,24 @@ def _run(**extra: Any) -> RunRecord:
             FileRecord(dataset="songs", name="songs.csv", rows=5, clean=4, bad=1, rules={"duplicate": 1}),
             FileRecord(dataset="users", name="users.csv", rows=3, clean=3, bad=0),
             FileRecord(
-                dataset="streams", name="a.csv", rows=10, clean=8, bad=2,
-                rules={"unknown user_id": 2, "unknown track_id": 1}, warnings={"listen_time before created_at": 3},
+                dataset="streams",
+                name="a.csv",
+                rows=10,
+                clean=8,
+                bad=2,
+                rules={"unknown user_id": 2, "unknown track_id": 1},
+                warnings={"listen_time before created_at": 3},
             ),
             FileRecord(
-                dataset="streams", name="b.csv", path="rejected/20240627T120000Z-abcdef/b.csv", rows=4, clean=1,
-                bad=3, status="rejected", reason="too many bad rows", rules={"unknown user_id": 3},
+                dataset="streams",
+                name="b.csv",
+                path="rejected/20240627T120000Z-abcdef/b.csv",
+                rows=4,
+                clean=1,
+                bad=3,
+                status="rejected",
+                reason="too many bad rows",
+                rules={"unknown user_id": 3},
             ),
             FileRecord(dataset="streams", name="c.csv", status="skipped", reason="already processed"),
         ],
@@ -70,7 +82,9 @@ def test_rule_bars_are_one_per_rule_and_file_with_a_count() -> None:
 
 def test_stage_bars_keep_the_run_order() -> None:
     assert [(s.stage, s.seconds) for s in data.stage_bars(_run())] == [
-        ("discover", 0.5), ("validate", 2.25), ("transform", 1.0),
+        ("discover", 0.5),
+        ("validate", 2.25),
+        ("transform", 1.0),
     ]
 
 
@@ -88,11 +102,12 @@ def _bad_rows_csv(root: Path, run: RunRecord) -> LocalStorage:
 
 def test_samples_are_the_first_rows_of_each_rule_of_the_accepted_files(tmp_path: Path) -> None:
     rules = {"unknown user_id": 8, "unknown track_id": 2, "malformed row": 1}
-    run = _run(files=[f.model_copy(update={"rules": rules})
-                      if f.name == "a.csv" else f for f in _run().files])
+    run = _run(files=[f.model_copy(update={"rules": rules}) if f.name == "a.csv" else f for f in _run().files])
     out = data.samples(run, _bad_rows_csv(tmp_path, run), n=5)
     assert [(s.rule, s.total, len(s.rows)) for s in out] == [
-        ("unknown user_id", 8, 5), ("unknown track_id", 2, 2), ("malformed row", 1, 1),
+        ("unknown user_id", 8, 5),
+        ("unknown track_id", 2, 2),
+        ("malformed row", 1, 1),
     ]
     user, track, malformed = out
     assert user.columns == ["user_id", "track_id", "listen_time", "_raw"]
@@ -120,13 +135,30 @@ def _store(days: int) -> MemoryStore:
     for i, d in enumerate(dates):
         day = [("pop", 10 + i), ("rock", 5)] + ([("jazz", 1)] if d == D2 else [])
         for rank, (g, n) in enumerate(day, 1):
-            genre_rows.append({"genre": g, "date": d, "total_streams": n, "unique_users": 1, "avg_listen_time": 1.0,
-                               "total_listen_time": 1.0, "avg_listen_time_per_user": 1.0})
+            genre_rows.append(
+                {
+                    "genre": g,
+                    "date": d,
+                    "total_streams": n,
+                    "unique_users": 1,
+                    "avg_listen_time": 1.0,
+                    "total_listen_time": 1.0,
+                    "avg_listen_time_per_user": 1.0,
+                }
+            )
             top_rows.append({"date": d, "genre": g, "total_streams": n, "rank": rank})
     store.replace("genre_kpis", dates, pa.Table.from_pylist(genre_rows, KPI_SCHEMAS["genre_kpis"]))
     store.replace("top_genres", dates, pa.Table.from_pylist(top_rows, KPI_SCHEMAS["top_genres"]))
-    song = {"date": D2, "genre": "pop", "track_id": "T1", "title": "One", "artist": "Ann", "stream_count": 4,
-            "rank": 1, "date#genre": "2024-06-26#pop"}
+    song = {
+        "date": D2,
+        "genre": "pop",
+        "track_id": "T1",
+        "title": "One",
+        "artist": "Ann",
+        "stream_count": 4,
+        "rank": 1,
+        "date#genre": "2024-06-26#pop",
+    }
     store.replace("top_songs", [D2], pa.Table.from_pylist([song], KPI_SCHEMAS["top_songs"]))
     return store
 
@@ -135,7 +167,11 @@ def test_kpis_of_the_touched_dates_and_a_30_date_trend() -> None:
     k = data.kpis(_run(), _store(days=35))
     # top genres of D1 (pop, rock) and D2 (pop, rock, jazz): 5 bars
     assert [(r["date"], r["genre"]) for r in k.top_genres] == [
-        (D1, "pop"), (D1, "rock"), (D2, "pop"), (D2, "rock"), (D2, "jazz"),
+        (D1, "pop"),
+        (D1, "rock"),
+        (D2, "pop"),
+        (D2, "rock"),
+        (D2, "jazz"),
     ]
     # the trend: D2's top genres over the last 30 dates: pop 30 + rock 30 + jazz 1 = 61 points
     assert len(k.trend) == 61
@@ -157,8 +193,19 @@ def test_kpis_without_touched_dates_or_with_a_broken_store() -> None:
 
 
 def test_the_page_draws_one_mark_per_row_and_escapes_the_data(tmp_path: Path) -> None:
-    run = _run(files=[*_run().files, FileRecord(dataset="streams", name="<img src=x onerror=alert(1)>.csv",
-                                               rows=1, clean=0, bad=1, rules={"<b>rule</b>": 1})])
+    run = _run(
+        files=[
+            *_run().files,
+            FileRecord(
+                dataset="streams",
+                name="<img src=x onerror=alert(1)>.csv",
+                rows=1,
+                clean=0,
+                bad=1,
+                rules={"<b>rule</b>": 1},
+            ),
+        ]
+    )
     storage = _bad_rows_csv(tmp_path, run)
     html = page.render(data.build(run, storage, _store(days=3)))
     assert "<script>x</script>" not in html and "&lt;script&gt;x&lt;/script&gt;" in html

@@ -21,8 +21,16 @@ STREAMS = {
     "a.csv": "".join(
         f"{u},{t},2024-06-{d} {h:02d}:00:00\n"
         for u, t, d, h in [
-            (1, "T1", 25, 10), (2, "T1", 25, 11), (1, "T2", 25, 12), (2, "T2", 25, 13), (9, "T2", 25, 14),
-            (1, "T3", 26, 9), (2, "T3", 26, 10), (1, "T1", 26, 11), (2, "T1", 26, 12), (1, "T2", 26, 13),
+            (1, "T1", 25, 10),
+            (2, "T1", 25, 11),
+            (1, "T2", 25, 12),
+            (2, "T2", 25, 13),
+            (9, "T2", 25, 14),
+            (1, "T3", 26, 9),
+            (2, "T3", 26, 10),
+            (1, "T1", 26, 11),
+            (2, "T1", 26, 12),
+            (1, "T2", 26, 13),
         ]
     ),
 }
@@ -89,7 +97,7 @@ def test_report_and_runs_commands(tmp_path: Path) -> None:
     target = tmp_path / "first.html"
     code, out, err = cli("report", "--root", str(root), "--run", first, "--out", str(target))
     assert code == 0, err
-    assert out.strip() == str(target) and f"<code data-key=\"run_id\">{first}</code>" in target.read_text()
+    assert out.strip() == str(target) and f'<code data-key="run_id">{first}</code>' in target.read_text()
     # without --out: the newest run's page in the lake; the rejected file's .error.json is on it
     code, out, _ = cli("report", "--root", str(root))
     assert out.strip() == str(root / "_playcount/reports" / f"{second}.html")
@@ -105,14 +113,23 @@ def test_kpis_as_csv_and_tables_that_fit_80_columns(tmp_path: Path) -> None:
     assert code == 0
     rows = list(csv.DictReader(io.StringIO(out)))
     assert [(r["date"], r["genre"], r["rank"], r["track_id"], r["title"], r["stream_count"]) for r in rows] == [
-        ("2024-06-25", "pop", "1", "T1", 'Song, "One"', "2"), ("2024-06-25", "pop", "2", "T2", "Two", "2"),
-        ("2024-06-26", "pop", "1", "T1", 'Song, "One"', "2"), ("2024-06-26", "pop", "2", "T2", "Two", "1"),
+        ("2024-06-25", "pop", "1", "T1", 'Song, "One"', "2"),
+        ("2024-06-25", "pop", "2", "T2", "Two", "2"),
+        ("2024-06-26", "pop", "1", "T1", 'Song, "One"', "2"),
+        ("2024-06-26", "pop", "2", "T2", "Two", "1"),
         ("2024-06-26", "rock", "1", "T3", "Three", "2"),
     ]
     # a wide row at 80 columns: one line per row, nothing wider than 80; the id is left out whole
-    long = {"date": "2024-06-25", "genre": "alt-rock", "rank": 1, "track_id": "4OAiYwa27jSuQl6wo5x7es",
-            "title": "A title that is much too long for any terminal column", "artist": "[red]Markup[/red] Band",
-            "stream_count": 1234567, "date#genre": "2024-06-25#alt-rock"}
+    long = {
+        "date": "2024-06-25",
+        "genre": "alt-rock",
+        "rank": 1,
+        "track_id": "4OAiYwa27jSuQl6wo5x7es",
+        "title": "A title that is much too long for any terminal column",
+        "artist": "[red]Markup[/red] Band",
+        "stream_count": 1234567,
+        "date#genre": "2024-06-25#alt-rock",
+    }
     for width, want_id in ((80, False), (140, True)):
         console = Console(width=width, record=True, file=io.StringIO())
         rows = [long, {**long, "genre": "pop", "rank": 2}]

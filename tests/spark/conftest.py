@@ -38,12 +38,16 @@ def _adversarial(out: Path) -> Path:
     good = lines[:120]
     user, track, when = good[0].split(",")
     odd = [
-        *good[:10], "",  # a blank line
-        *good[10:20], f'{user},"{track}",{when}',  # needless quotes
-        f"{user},{track},{when},", f'{user},{track},{when},""',  # an empty field too many
+        *good[:10],
+        "",  # a blank line
+        *good[10:20],
+        f'{user},"{track}",{when}',  # needless quotes
+        f"{user},{track},{when},",
+        f'{user},{track},{when},""',  # an empty field too many
         f'{user},"{track}"x,{when}',  # a stray character after a closing quote
         f'{user},"{track}\nx",{when}',  # a newline in a quoted field
-        *good[20:120], "",
+        *good[20:120],
+        "",
     ]
     (streams / "odd.csv").write_text(header + "\n" + "\n".join(odd) + "\n", encoding="utf-8")
     (streams / "latin1.csv").write_bytes((header + "\n" + "\n".join(good[:5]) + "\n9,caf\u00e9,x\n").encode("latin-1"))

@@ -46,7 +46,11 @@ def parquet_rows(path: Path) -> list[str]:
 
 
 def test_the_three_scripts_make_the_lake_of_playcount_run(
-    landing: Path, duckdb_outcome: Outcome, tmp_path: Path, spark_session: Any, monkeypatch: pytest.MonkeyPatch,
+    landing: Path,
+    duckdb_outcome: Outcome,
+    tmp_path: Path,
+    spark_session: Any,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     root = copy_lake_inputs(landing, tmp_path / "lake")
@@ -102,8 +106,13 @@ def test_the_templates_glue_workflow_runs_the_three_scripts_as_one_run_that_ends
     template = load_template()
     names: dict[str, Any] = {k: v["Default"] for k, v in template["Parameters"].items() if "Default" in v}
     names |= {
-        "AWS::StackName": "playcount", "AWS::Region": "us-east-1", "AWS::AccountId": "123456789012",
-        "AWS::Partition": "aws", "LakeBucket": BUCKET, "RunsTopic": infra.topic_arn, "TablePrefix": TABLE_PREFIX,
+        "AWS::StackName": "playcount",
+        "AWS::Region": "us-east-1",
+        "AWS::AccountId": "123456789012",
+        "AWS::Partition": "aws",
+        "LakeBucket": BUCKET,
+        "RunsTopic": infra.topic_arn,
+        "TablePrefix": TABLE_PREFIX,
     }
     deploy_glue(aws, Resolver(template, names), "arn:aws:iam::123456789012:role/playcount-glue")
     glue = aws.client("glue")
@@ -111,8 +120,9 @@ def test_the_templates_glue_workflow_runs_the_three_scripts_as_one_run_that_ends
     assert chain == ["playcount-validate", "playcount-transform", "playcount-load"]
     scripts = {job: glue.get_job(JobName=job)["Job"]["Command"]["ScriptLocation"].rsplit("/", 1)[1] for job in chain}
 
-    root = tiny_lake(tmp_path / "lake", {"a.csv": "1,T1,2024-06-25 10:00:00\n2,T1,2024-06-25 11:00:00\n"
-                                                   "2,T3,2024-06-25 12:00:00\n"})
+    root = tiny_lake(
+        tmp_path / "lake", {"a.csv": "1,T1,2024-06-25 10:00:00\n2,T1,2024-06-25 11:00:00\n2,T3,2024-06-25 12:00:00\n"}
+    )
     queue = subscribe_queue(aws, infra.topic_arn)
     workflow_run = glue.start_workflow_run(Name="playcount-run")["RunId"]
     for job in chain:
@@ -128,7 +138,9 @@ def test_the_templates_glue_workflow_runs_the_three_scripts_as_one_run_that_ends
     run_id = properties["playcount_run_id"]
     report = json.loads((root / f"_playcount/runs/{run_id}.json").read_text())
     assert (report["status"], report["dates"], report["kpi_rows"]) == (
-        "succeeded", ["2024-06-25"], {"genre_kpis": 2, "top_songs": 2, "top_genres": 2}
+        "succeeded",
+        ["2024-06-25"],
+        {"genre_kpis": 2, "top_songs": 2, "top_genres": 2},
     )
     # archived, marked done in the ledger, staging dropped: as a CLI run leaves the lake
     assert not (root / "raw_data/streams/a.csv").exists()

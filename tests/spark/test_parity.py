@@ -48,8 +48,16 @@ def test_generated_adversarial_landing_zone(
     assert_same(spark, duckdb_outcome)
     # the comparison covers what it should: every rule, every reader path, rejected files
     fired = rules_fired(duckdb_outcome)
-    for rule in ("unknown user_id", "unknown track_id", "duplicate", "malformed row", "listen_time is not a timestamp",
-                 "user_age out of range [13,120]", "duration_ms is not an integer", "track_id is empty"):
+    for rule in (
+        "unknown user_id",
+        "unknown track_id",
+        "duplicate",
+        "malformed row",
+        "listen_time is not a timestamp",
+        "user_age out of range [13,120]",
+        "duration_ms is not an integer",
+        "track_id is empty",
+    ):
         assert fired[rule] > 0, rule
     status = {f["name"]: (f["status"], f["reason"] or "") for f in duckdb_outcome.files()}
     assert status["streams_001.csv.gz"][0] == status["streams_002.csv"][0] == status["odd.csv"][0] == "accepted"
@@ -75,9 +83,7 @@ def test_real_lab_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spark_se
     assert sum(f["warnings"].get("listen_time before created_at", 0) for f in streams) > 10_000
 
 
-def test_runs_on_either_engine_share_one_lake(
-    landing: Path, tmp_path: Path, run_date: str, spark_session: Any
-) -> None:
+def test_runs_on_either_engine_share_one_lake(landing: Path, tmp_path: Path, run_date: str, spark_session: Any) -> None:
     # the same three drops, one run each: on DuckDB only, and alternating engines; every run
     # recomputes its dates from all events so far, so each engine reads the other's files
     names = ["streams_001.csv.gz", "streams_002.csv", "streams_003.csv"]

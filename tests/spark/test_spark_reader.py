@@ -73,9 +73,10 @@ def test_spark_reads_as_duckdb(name: str, tmp_path: Path, spark: SparkEngine) ->
     expected = read(DuckDBEngine(threads=1), path)
     assert read(spark, path) == expected
     if name == "not_utf8_far.csv.gz":
-        assert expected == (
-            "rejected", expected[1], {"file": name, "line": 2002}
-        ) and f"`{name}` line `2002` is not valid UTF-8" in expected[1]
+        assert (
+            expected == ("rejected", expected[1], {"file": name, "line": 2002})
+            and f"`{name}` line `2002` is not valid UTF-8" in expected[1]
+        )
 
 
 def test_truncated_gzip_rejected_as_duckdb(tmp_path: Path, spark: SparkEngine) -> None:

@@ -37,8 +37,6 @@ class RawRead:
     """Frees what holds the rows (DuckDB: its temporary tables) once nothing refers to them."""
 
 
-
-
 class Engine(Protocol):
     """What the pipeline asks of an engine: `DuckDBEngine` and `SparkEngine` implement it."""
 

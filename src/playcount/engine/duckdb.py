@@ -44,7 +44,6 @@ def duckdb_literal(uri: str) -> str:
     return re.sub(r"([*?\[{])", r"[\1]", uri)
 
 
-
 def _sql_str(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
@@ -123,9 +122,7 @@ class DuckDBEngine:
         """All rows of `tables`, matching columns by name (missing ones are null)."""
         if len(tables) == 1:
             return tables[0]
-        sql = " UNION ALL BY NAME ".join(
-            f"SELECT * FROM ({ibis.to_sql(t, dialect='duckdb')})" for t in tables
-        )
+        sql = " UNION ALL BY NAME ".join(f"SELECT * FROM ({ibis.to_sql(t, dialect='duckdb')})" for t in tables)
         name = self._name(prefix)
         self.db.execute(f"CREATE TEMP VIEW {name} AS {sql}")
         return self.con.table(name)
@@ -158,14 +155,12 @@ class DuckDBEngine:
         )
         on = " AND ".join(f'e."{c}" = i._k{n}' for n, c in enumerate(by))
         tagged = (
-            f"SELECT e.*, i._pc_part FROM ({ibis.to_sql(expr, dialect='duckdb')}) e "
-            f"JOIN {index.get_name()} i ON {on}"
+            f"SELECT e.*, i._pc_part FROM ({ibis.to_sql(expr, dialect='duckdb')}) e JOIN {index.get_name()} i ON {on}"
         )
         tmp = tempfile.mkdtemp(prefix=".playcount-parts-", dir=os.path.commonpath([os.path.dirname(u) for u in uris]))
         try:
             self.db.execute(
-                f"COPY ({tagged}) TO {_sql_str(tmp)} "
-                f"(FORMAT parquet, PARTITION_BY (_pc_part), OVERWRITE_OR_IGNORE)"
+                f"COPY ({tagged}) TO {_sql_str(tmp)} (FORMAT parquet, PARTITION_BY (_pc_part), OVERWRITE_OR_IGNORE)"
             )
             for i, key in enumerate(keys):
                 folder = os.path.join(tmp, f"_pc_part={i}")  # listed, not globbed: the root may hold `[`
@@ -181,9 +176,7 @@ class DuckDBEngine:
     def read_parquet(self, uris: list[str]) -> ir.Table:
         files = "[" + ", ".join(_sql_str(duckdb_literal(u)) for u in uris) + "]"
         name = self._name("pq")
-        self.db.execute(
-            f"CREATE TEMP VIEW {name} AS SELECT * FROM read_parquet({files}, union_by_name=true)"
-        )
+        self.db.execute(f"CREATE TEMP VIEW {name} AS SELECT * FROM read_parquet({files}, union_by_name=true)")
         return self.con.table(name)
 
     def read_csv(self, uri: str, opener: Opener, name: str, *, required: tuple[str, ...]) -> RawRead:
@@ -269,7 +262,11 @@ class DuckDBEngine:
             }
         )
         return RawRead(
-            name, self.con.table(out), self.from_arrow(malformed, "malformed"), cols, records,
+            name,
+            self.con.table(out),
+            self.from_arrow(malformed, "malformed"),
+            cols,
+            records,
             self._dropper(views=[out], tables=[t]),
         )
 
@@ -289,6 +286,7 @@ class DuckDBEngine:
 
     def _dropper(self, *, views: Iterable[str] = (), tables: Iterable[str] = ()) -> Callable[[], None]:
         """What `RawRead.release` calls: drop these temporary views, then tables."""
+
         def drop() -> None:
             for v in views:
                 self.db.execute(f"DROP VIEW IF EXISTS {v}")
@@ -298,8 +296,9 @@ class DuckDBEngine:
         return drop
 
     def _exists(self, table: str) -> bool:
-        return bool(self.db.execute(f"SELECT count(*) FROM duckdb_tables() WHERE table_name = {_sql_str(table)}")
-                    .fetchone()[0])  # type: ignore[index]
+        return bool(
+            self.db.execute(f"SELECT count(*) FROM duckdb_tables() WHERE table_name = {_sql_str(table)}").fetchone()[0]
+        )  # type: ignore[index]
 
     def _read_python(self, opener: Opener, name: str, cols: tuple[str, ...]) -> RawRead:
         width = len(cols)
@@ -338,6 +337,10 @@ class DuckDBEngine:
         )
         table = self.from_arrow(good, "raw")
         return RawRead(
-            name, table, self.from_arrow(malformed, "malformed"), cols, len(lines) + len(bad),
+            name,
+            table,
+            self.from_arrow(malformed, "malformed"),
+            cols,
+            len(lines) + len(bad),
             self._dropper(tables=[table.get_name()]),
         )

@@ -30,7 +30,6 @@ DERIVED_COLUMNS = frozenset({"date", "genre", "duration_ms", "listen_seconds", "
 RENAMED_PREFIX = "input"
 
 
-
 def is_gzip(name: str) -> bool:
     """Whether a landing file is gzip-compressed, by its name (`.gz`, any case)."""
     return name.lower().endswith(".gz")
@@ -42,7 +41,6 @@ def decompressed(stream: IO[bytes], name: str) -> IO[bytes]:
 
 def text_reader(stream: IO[bytes], name: str) -> io.TextIOWrapper:
     return io.TextIOWrapper(decompressed(stream, name), encoding="utf-8-sig", newline="")
-
 
 
 def carried_names(columns: tuple[str, ...], dataset_columns: tuple[str, ...]) -> tuple[str, ...]:
@@ -70,7 +68,7 @@ def unreadable(name: str, e: Exception, line: int | None = None) -> SchemaError:
     where = f"`{name}`" if line is None else f"`{name}` line `{line}`"
     if isinstance(e, UnicodeDecodeError):
         return SchemaError(
-            f"{where} is not valid UTF-8 (byte {e.start}: {e.object[e.start:e.start + 4]!r})",
+            f"{where} is not valid UTF-8 (byte {e.start}: {e.object[e.start : e.start + 4]!r})",
             fix="re-export the file as UTF-8",
             file=name,
             line=line,
@@ -130,8 +128,7 @@ def read_columns(opener: Opener, name: str, required: tuple[str, ...]) -> tuple[
     missing = [c for c in required if c not in cols]
     if missing:
         raise SchemaError(
-            f"`{name}` lacks required column(s) {', '.join(f'`{c}`' for c in missing)} "
-            f"(header: {', '.join(cols)})",
+            f"`{name}` lacks required column(s) {', '.join(f'`{c}`' for c in missing)} (header: {', '.join(cols)})",
             fix="add the column(s) to the header and drop the file again",
             file=name,
         )
@@ -165,9 +162,9 @@ def scan_lines(opener: Opener, name: str, wanted: Iterable[int] = ()) -> tuple[i
                     while targets and targets[-1] <= n + ends:
                         want = targets.pop()
                         pos, line = _skip_lines(buf, pos, want - line, average), want
-                        texts[want] = buf[pos:buf.find(b"\n", pos)].decode("utf-8", "replace").strip("\r\n")
+                        texts[want] = buf[pos : buf.find(b"\n", pos)].decode("utf-8", "replace").strip("\r\n")
                 if targets:
-                    carry = chunk[chunk.rfind(b"\n") + 1:] if ends else carry + chunk
+                    carry = chunk[chunk.rfind(b"\n") + 1 :] if ends else carry + chunk
                 n += ends
                 tail = chunk[-4096:] if len(chunk) >= 4096 else (tail + chunk)[-4096:]
     except (OSError, EOFError, zlib.error) as e:
@@ -175,7 +172,7 @@ def scan_lines(opener: Opener, name: str, wanted: Iterable[int] = ()) -> tuple[i
     if targets and targets[-1] == n + 1:  # the last line, without a line end
         texts[targets.pop()] = carry.decode("utf-8", "replace").strip("\r\n")
     stripped = tail.rstrip(b"\r\n")
-    n -= tail[len(stripped):].count(b"\n")
+    n -= tail[len(stripped) :].count(b"\n")
     if lone_cr > 0:
         # a CR without LF ends a line for the exact reader (Python's universal newlines), not for
         # these positions: one more line than can be, so that such a file takes the exact reader
@@ -200,7 +197,6 @@ def _skip_lines(buf: bytes, pos: int, k: int, average: int) -> int:
         end = buf.rfind(b"\n", pos, end)
         m -= 1
     return buf.rfind(b"\n", pos, end) + 1
-
 
 
 class CsvRecords:

@@ -122,9 +122,7 @@ def _backend(session: Any) -> Any:
 
     class _Compiler(PySparkCompiler):  # type: ignore[misc]
         # (simple ops are installed over the class's own methods: leave these two out)
-        SIMPLE_OPS = {
-            op: fn for op, fn in PySparkCompiler.SIMPLE_OPS.items() if op not in (ops.LStrip, ops.RStrip)
-        }
+        SIMPLE_OPS = {op: fn for op, fn in PySparkCompiler.SIMPLE_OPS.items() if op not in (ops.LStrip, ops.RStrip)}
 
         def _whitespace(self) -> Any:
             # space, \t \n \r literally (Spark's escapes), vertical tab and form feed by code
@@ -328,7 +326,8 @@ class SparkEngine:
         df = self._df(expr)
         df = df.select(
             *[
-                F.col(f.name).cast("timestamp_ntz").alias(f.name) if isinstance(f.dataType, TimestampType)
+                F.col(f.name).cast("timestamp_ntz").alias(f.name)
+                if isinstance(f.dataType, TimestampType)
                 else F.col(f.name)
                 for f in df.schema.fields
             ]
@@ -412,10 +411,16 @@ class SparkEngine:
             ) from e
         parse = functools.partial(_parse_partition, name=name, width=len(cols))
         parsed = self._cache(self.session.createDataFrame(files.rdd.mapPartitions(parse), _PARSED_SCHEMA))
-        stats = parsed.groupBy("_k").agg(
-            F.count(F.lit(1)).alias("n"), F.first("_line").alias("line"), F.first("_msg").alias("msg"),
-            F.first("_fix").alias("fix"),
-        ).collect()
+        stats = (
+            parsed.groupBy("_k")
+            .agg(
+                F.count(F.lit(1)).alias("n"),
+                F.first("_line").alias("line"),
+                F.first("_msg").alias("msg"),
+                F.first("_fix").alias("fix"),
+            )
+            .collect()
+        )
         by_kind = {row["_k"]: row for row in stats}
         if _ERROR in by_kind:
             err = by_kind[_ERROR]
@@ -431,6 +436,4 @@ class SparkEngine:
         malformed = parsed.filter(F.col("_k") == _MALFORMED).select(
             F.lit(name).alias("_source_file"), "_line", "_raw", F.col("_msg").alias("_reasons")
         )
-        return RawRead(
-            name, self._register(table, "raw"), self._register(malformed, "malformed"), cols, good + bad
-        )
+        return RawRead(name, self._register(table, "raw"), self._register(malformed, "malformed"), cols, good + bad)

@@ -85,9 +85,7 @@ T = TypeVar("T")
 
 CONN_ID = "aws_default"
 DEFAULT_STREAMING_PREFIX = "raw_data/streams"
-STREAM_FILES_KEY = (
-    "{{ var.value.get('S3_STREAMING_PREFIX', '" + DEFAULT_STREAMING_PREFIX + "') | trim('/') }}/*.csv*"
-)
+STREAM_FILES_KEY = "{{ var.value.get('S3_STREAMING_PREFIX', '" + DEFAULT_STREAMING_PREFIX + "') | trim('/') }}/*.csv*"
 """The sensor's wildcard key: `*.csv` and `*.csv.gz` under S3_STREAMING_PREFIX (`has_stream_files`
 drops anything else the wildcard lets through)."""
 
@@ -157,7 +155,7 @@ class DagConfig:
                 f"`{self.root}` (PLAYCOUNT_LAKE_PREFIX `{self.lake_prefix}`)",
                 fix=f"set S3_STREAMING_PREFIX to `{head}{DEFAULT_STREAMING_PREFIX}` or another prefix under it",
             )
-        return self.streams_prefix[len(head):]
+        return self.streams_prefix[len(head) :]
 
     def settings(self) -> Settings:
         """The run's playcount settings: the lake on S3, DynamoDB KPI tables, SNS notifications."""

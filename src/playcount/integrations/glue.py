@@ -62,8 +62,15 @@ if TYPE_CHECKING:
     from playcount.pipeline.runner import Step
 
 __all__ = [
-    "RUN_ID_PROPERTY", "JobArgs", "job_args", "workflow_run_id", "job_session", "validate_job", "transform_job",
-    "load_job", "main",
+    "RUN_ID_PROPERTY",
+    "JobArgs",
+    "job_args",
+    "workflow_run_id",
+    "job_session",
+    "validate_job",
+    "transform_job",
+    "load_job",
+    "main",
 ]
 
 log = logging.getLogger("playcount.glue")

@@ -80,5 +80,3 @@ class Storage(Protocol):
     def lock(self, path: str, run_id: str) -> AbstractContextManager[Any]:
         """The run lock at `path`: one run at a time per root (raises `LockedError` if held)."""
         ...
-
-

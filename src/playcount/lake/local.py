@@ -140,7 +140,6 @@ class LocalStorage:
         else:
             p.unlink(missing_ok=True)
 
-
     def lock(self, path: str, run_id: str) -> AbstractContextManager[Any]:
         """An OS file lock (`flock`), released by the kernel when the process dies."""
         return RunLock(self._p(path), run_id)
@@ -174,9 +173,7 @@ class RunLock:
         self._f = f
         return self
 
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
         if self._f is not None:
             fcntl.flock(self._f.fileno(), fcntl.LOCK_UN)
             self._f.close()

@@ -34,9 +34,7 @@ def parse_s3_root(root: str) -> tuple[str, str]:
     rest = root.removeprefix("s3://")
     bucket, _, prefix = rest.partition("/")
     if not root.startswith("s3://") or not bucket:
-        raise SettingsError(
-            f"`{root}` is not an S3 root", fix="write it as s3://bucket or s3://bucket/prefix"
-        )
+        raise SettingsError(f"`{root}` is not an S3 root", fix="write it as s3://bucket or s3://bucket/prefix")
     if "?" in rest:
         # DuckDB's httpfs reads what follows a `?` in an s3:// URL as its options: no escape exists
         raise SettingsError(
@@ -81,7 +79,7 @@ class S3Storage:
         return f"{self.prefix}/{path}" if self.prefix else path
 
     def _rel(self, key: str) -> str:
-        return key[len(self.prefix) + 1:] if self.prefix else key
+        return key[len(self.prefix) + 1 :] if self.prefix else key
 
     def uri(self, path: str) -> str:
         return f"s3://{self.bucket}/{self.key(path)}"
@@ -183,7 +181,7 @@ class S3Storage:
         for i in range(0, len(keys), 1000):
             self.client.delete_objects(
                 Bucket=self.bucket,
-                Delete={"Objects": [{"Key": k} for k in keys[i:i + 1000]], "Quiet": True},
+                Delete={"Objects": [{"Key": k} for k in keys[i : i + 1000]], "Quiet": True},
             )
 
     def move(self, src: str, dst: str) -> None:
@@ -220,7 +218,9 @@ class S3Storage:
         copy_source = {"Bucket": self.bucket, "Key": self.key(src)}
         if int(source["ContentLength"]) <= _MAX_COPY_OBJECT:
             self.client.copy_object(
-                Bucket=self.bucket, Key=self.key(dst), CopySource=copy_source,
+                Bucket=self.bucket,
+                Key=self.key(dst),
+                CopySource=copy_source,
                 CopySourceIfMatch=source["ETag"],
             )
         else:
@@ -300,8 +300,9 @@ class S3Lease:
     deletes the lease only if it is still ours.
     """
 
-    def __init__(self, client: Any, bucket: str, key: str, run_id: str, *, ttl: float = 900.0,
-                 heartbeat: bool = True) -> None:
+    def __init__(
+        self, client: Any, bucket: str, key: str, run_id: str, *, ttl: float = 900.0, heartbeat: bool = True
+    ) -> None:
         self.client = client
         self.bucket = bucket
         self.key = key
@@ -384,7 +385,9 @@ class S3Lease:
                 raise
             log.warning(
                 "took over the expired lease of run %s (%s) on %s",
-                holder.get("run_id", "?"), holder.get("owner", "?"), self.uri,
+                holder.get("run_id", "?"),
+                holder.get("owner", "?"),
+                self.uri,
             )
             return self
         raise LockedError(
@@ -435,9 +438,7 @@ class S3Lease:
             self._thread.start()
         return self
 
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()

@@ -32,7 +32,10 @@ class SnsNotifier:
 
     def send(self, note: Notification) -> None:
         body = {
-            "subject": note.subject, "run_id": note.run_id, "status": note.status, "summary": note.summary,
+            "subject": note.subject,
+            "run_id": note.run_id,
+            "status": note.status,
+            "summary": note.summary,
             "report": note.report,
         }
         attributes = {

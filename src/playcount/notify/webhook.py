@@ -82,7 +82,10 @@ class WebhookNotifier:
     def send(self, note: Notification) -> None:
         body = json.dumps(
             {
-                "text": slack_text(note), "run_id": note.run_id, "status": note.status, "summary": note.summary,
+                "text": slack_text(note),
+                "run_id": note.run_id,
+                "status": note.status,
+                "summary": note.summary,
                 "report": note.report,
             },
             default=str,

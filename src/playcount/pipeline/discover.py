@@ -34,13 +34,19 @@ def _landing(run: Run, dataset: str) -> list[InputFile]:
     prefix = run.layout.landing(dataset)
     out = []
     for f in run.storage.list(prefix, problems=True):
-        name = f.path[len(prefix) + 1:]
+        name = f.path[len(prefix) + 1 :]
         if is_landing_file(name):
             signature = run.storage.signature(f.path) if f.modified is not None else None
             out.append(
                 InputFile(
-                    dataset=dataset, path=f.path, name=name, fingerprint="", size=f.size, modified=f.modified,
-                    signature=signature, problem=f.problem,
+                    dataset=dataset,
+                    path=f.path,
+                    name=name,
+                    fingerprint="",
+                    size=f.size,
+                    modified=f.modified,
+                    signature=signature,
+                    problem=f.problem,
                 )
             )
     return out

@@ -138,7 +138,9 @@ def open_run(
         storage=storage,
         engine=engine
         or connect(
-            settings.engine, threads=settings.threads, memory_limit=settings.memory_limit,
+            settings.engine,
+            threads=settings.threads,
+            memory_limit=settings.memory_limit,
             spark_master=settings.spark_master,
             spark_conf=settings.spark_conf,
         ),
@@ -158,15 +160,21 @@ def open_run(
     return run
 
 
-
 def _lock(run: Run) -> AbstractContextManager[Any]:
     """The root's run lock: a file lock on a folder, a lease object on S3."""
     return run.storage.lock(run.layout.lock, run.run_id)
 
 
 #: The folders a run writes into (SPEC §4): each must be a folder, or absent, before it moves anything.
-_WRITTEN = ("processed_data", "bad_rows", "rejected", "archived", "_playcount/ledger", "_playcount/runs",
-            "_playcount/staging")
+_WRITTEN = (
+    "processed_data",
+    "bad_rows",
+    "rejected",
+    "archived",
+    "_playcount/ledger",
+    "_playcount/runs",
+    "_playcount/staging",
+)
 
 
 def check_writable(run: Run) -> None:
@@ -186,7 +194,8 @@ def check_writable(run: Run) -> None:
                 )
             if p.is_dir() and not os.access(p, os.W_OK | os.X_OK):
                 raise StorageError(
-                    f"the folder `{p}` is not writable", fix="give the user running playcount write access to it",
+                    f"the folder `{p}` is not writable",
+                    fix="give the user running playcount write access to it",
                     path=str(p),
                 )
 

@@ -180,4 +180,3 @@ def run_pipeline(
             log.exception("run %s failed", run.run_id)
             finish(run, staged_report(run, RunStatus.FAILED, failure_reason(e)))
             raise
-

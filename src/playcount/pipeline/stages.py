@@ -290,7 +290,11 @@ def staged_report(run: Run, status: RunStatus = RunStatus.SUCCEEDED, reason: str
     """The run report from the stage results staged so far (whichever process ran them: one CLI
     run, Airflow tasks, Glue jobs), with the seconds each stage took."""
     report = RunReport(
-        run_id=run.run_id, status=status, reason=reason, root=run.storage.root, run_date=run.run_date,
+        run_id=run.run_id,
+        status=status,
+        reason=reason,
+        root=run.storage.root,
+        run_date=run.run_date,
         started_at=run.started_at,
     )
     timings = run.staging("stages.json")
@@ -306,8 +310,12 @@ def staged_report(run: Run, status: RunStatus = RunStatus.SUCCEEDED, reason: str
         if d.nothing_to_do:
             report.files = [
                 FileOutcome(
-                    dataset=f.dataset, name=f.name, path=f.path, fingerprint=f.fingerprint,
-                    status=FileStatus.PENDING, reason=f.waiting,
+                    dataset=f.dataset,
+                    name=f.name,
+                    path=f.path,
+                    fingerprint=f.fingerprint,
+                    status=FileStatus.PENDING,
+                    reason=f.waiting,
                 )
                 for f in d.pending
             ]

@@ -190,14 +190,23 @@ def validate(run: Run, discovery: Discovery | None = None, *, dry_run: bool = Fa
     def done(status: ValidationStatus, reason: str | None) -> Validation:
         files.extend(
             FileOutcome(
-                dataset="streams", name=f.name, path=f.path, fingerprint=f.fingerprint, signature=f.signature,
-                status=FileStatus.SKIPPED, reason="already processed (same content)",
+                dataset="streams",
+                name=f.name,
+                path=f.path,
+                fingerprint=f.fingerprint,
+                signature=f.signature,
+                status=FileStatus.SKIPPED,
+                reason="already processed (same content)",
             )
             for f in d.skipped
         )
         files.extend(
             FileOutcome(
-                dataset=f.dataset, name=f.name, path=f.path, fingerprint=f.fingerprint, status=FileStatus.PENDING,
+                dataset=f.dataset,
+                name=f.name,
+                path=f.path,
+                fingerprint=f.fingerprint,
+                status=FileStatus.PENDING,
                 reason=f.waiting,
             )
             for f in d.pending
@@ -210,15 +219,24 @@ def validate(run: Run, discovery: Discovery | None = None, *, dry_run: bool = Fa
     def pending(reason: str) -> list[FileOutcome]:
         return [
             FileOutcome(
-                dataset="streams", name=f.name, path=f.path, fingerprint=f.fingerprint, signature=f.signature,
-                status=FileStatus.PENDING, reason=f"not validated, left in the landing zone: {reason}",
+                dataset="streams",
+                name=f.name,
+                path=f.path,
+                fingerprint=f.fingerprint,
+                signature=f.signature,
+                status=FileStatus.PENDING,
+                reason=f"not validated, left in the landing zone: {reason}",
             )
             for f in d.new
         ]
 
     unusable = [
         FileOutcome(
-            dataset=f.dataset, name=f.name, path=f.path, fingerprint=f.fingerprint, status=FileStatus.REJECTED,
+            dataset=f.dataset,
+            name=f.name,
+            path=f.path,
+            fingerprint=f.fingerprint,
+            status=FileStatus.REJECTED,
             reason=f"`{f.name}` is {f.problem}",
         )
         for f in d.unusable
@@ -240,7 +258,9 @@ def validate(run: Run, discovery: Discovery | None = None, *, dry_run: bool = Fa
 
     songs = _check(run, d.songs, CONTRACTS["songs"], v.check_songs)
     users = _check(
-        run, d.users, CONTRACTS["users"],
+        run,
+        d.users,
+        CONTRACTS["users"],
         lambda raw, persist: v.check_users(
             raw, today=run.processing_time.date(), min_age=s.min_user_age, max_age=s.max_user_age, persist=persist
         ),
@@ -274,7 +294,9 @@ def validate(run: Run, discovery: Discovery | None = None, *, dry_run: bool = Fa
             run.engine.write_parquet(t, run.storage.prepare(run.layout.reference(ds)))
 
     streams = _check(
-        run, d.new, CONTRACTS["streams"],
+        run,
+        d.new,
+        CONTRACTS["streams"],
         lambda raw, persist: v.check_streams(
             raw, songs=clean_songs, users=clean_users, now=run.processing_time, persist=persist
         ),

@@ -147,10 +147,20 @@ class ReportData:
 def glance(r: RunRecord) -> Glance:
     streams = r.streams()
     return Glance(
-        status=r.status, reason=r.reason, run_id=r.run_id, run_date=r.run_date, started_at=r.started_at,
-        duration=r.duration, files_in=len(r.files), accepted=r.count("accepted"), rejected=r.count("rejected"),
-        skipped=r.count("skipped"), rows_in=sum(f.rows for f in streams), clean=sum(f.clean for f in streams),
-        bad=sum(f.bad for f in streams), warnings=sum(n for f in r.files for n in f.warnings.values()),
+        status=r.status,
+        reason=r.reason,
+        run_id=r.run_id,
+        run_date=r.run_date,
+        started_at=r.started_at,
+        duration=r.duration,
+        files_in=len(r.files),
+        accepted=r.count("accepted"),
+        rejected=r.count("rejected"),
+        skipped=r.count("skipped"),
+        rows_in=sum(f.rows for f in streams),
+        clean=sum(f.clean for f in streams),
+        bad=sum(f.bad for f in streams),
+        warnings=sum(n for f in r.files for n in f.warnings.values()),
     )
 
 
@@ -265,7 +275,12 @@ def stage_bars(r: RunRecord) -> list[StageBar]:
 def build(r: RunRecord, storage: Storage, store: KpiStore | None) -> ReportData:
     """Everything the page shows about run `r`."""
     return ReportData(
-        glance=glance(r), files=file_rows(r, storage), rule_bars=rule_bars(r), samples=samples(r, storage),
-        kpis=kpis(r, store), stages=stage_bars(r), root=r.root or storage.root,
+        glance=glance(r),
+        files=file_rows(r, storage),
+        rule_bars=rule_bars(r),
+        samples=samples(r, storage),
+        kpis=kpis(r, store),
+        stages=stage_bars(r),
+        root=r.root or storage.root,
         generated_at=dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0),
     )

@@ -67,9 +67,15 @@ def history(storage: Storage, limit: int | None = 20) -> list[RunSummary]:
             continue
         out.append(
             RunSummary(
-                run_id=r.run_id, status=r.status, started_at=f"{r.started_at:%Y-%m-%d %H:%M:%S}",
-                duration=r.duration, files=len(r.files), events=r.events, bad_rows=r.quarantined,
-                rejected_files=r.count("rejected"), report=storage.uri(report_path(r.run_id)),
+                run_id=r.run_id,
+                status=r.status,
+                started_at=f"{r.started_at:%Y-%m-%d %H:%M:%S}",
+                duration=r.duration,
+                files=len(r.files),
+                events=r.events,
+                bad_rows=r.quarantined,
+                rejected_files=r.count("rejected"),
+                report=storage.uri(report_path(r.run_id)),
             )
         )
     return out

@@ -123,10 +123,17 @@ def _files(d: ReportData) -> str:
         if f.error_path:
             text = f"<pre>{_e(f.error_text)}</pre>" if f.error_text else '<p class="note">(not readable)</p>'
             reason += f"<details><summary><code>{_e(f.error_path)}</code></summary>{text}</details>"
-        rows.append([
-            _td(f.dataset), _td(f.name), f'<td class="{_e(f.status)}">{_e(f.status)}</td>',
-            _td(f.rows, True), _td(f.clean, True), _td(f.bad, True), f"<td>{reason}</td>",
-        ])
+        rows.append(
+            [
+                _td(f.dataset),
+                _td(f.name),
+                f'<td class="{_e(f.status)}">{_e(f.status)}</td>',
+                _td(f.rows, True),
+                _td(f.clean, True),
+                _td(f.bad, True),
+                f"<td>{reason}</td>",
+            ]
+        )
     head = ["dataset", "file", "status", "rows", "clean", "bad", "reason"]
     return f'<section id="files"><h2>Files</h2>{_table(head, rows, "files")}</section>'
 
@@ -134,8 +141,12 @@ def _files(d: ReportData) -> str:
 def _sample(s: Sample) -> str:
     head = ["file", "line", *s.columns, "reasons"]
     rows = [
-        [_td(r.get("_source_file")), _td(r.get("_line"), True), *(_td(r.get(c)) for c in s.columns),
-         _td(r.get("_reasons"))]
+        [
+            _td(r.get("_source_file")),
+            _td(r.get("_line"), True),
+            *(_td(r.get(c)) for c in s.columns),
+            _td(r.get("_reasons")),
+        ]
         for r in s.rows
     ]
     shown = f"first {len(s.rows)} of {_n(s.total)}"
@@ -155,7 +166,8 @@ def _quality(d: ReportData) -> str:
     note = (
         '<p class="note">Rows of rejected files are not quarantined: their files are kept whole under '
         "<code>rejected/</code>.</p>"
-        if any(f.status == "rejected" for f in d.files) else ""
+        if any(f.status == "rejected" for f in d.files)
+        else ""
     )
     return f'<section id="quality"><h2>Data quality</h2>{chart}{note}{shown}</section>'
 
@@ -178,8 +190,14 @@ def _kpis(k: Kpis) -> str:
         if k.top_songs and k.songs_date:
             head = ["genre", "rank", "title", "artist", "streams", "track id"]
             rows = [
-                [_td(s["genre"]), _td(s["rank"], True), _td(s["title"]), _td(s["artist"]),
-                 _td(s["stream_count"], True), f"<td><code>{_e(s['track_id'])}</code></td>"]
+                [
+                    _td(s["genre"]),
+                    _td(s["rank"], True),
+                    _td(s["title"]),
+                    _td(s["artist"]),
+                    _td(s["stream_count"], True),
+                    f"<td><code>{_e(s['track_id'])}</code></td>",
+                ]
                 for s in k.top_songs
             ]
             parts.append(f"<h3>Top songs per genre, {_e(k.songs_date.isoformat())}</h3>")
@@ -210,7 +228,7 @@ def render(d: ReportData) -> str:
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>{_e(title)}</title><style>{_CSS}</style></head><body><main>"
-        f"<h1>{_e(title)}</h1><p class=\"note\">lake <code>{_e(d.root)}</code> · page made {generated} UTC</p>"
+        f'<h1>{_e(title)}</h1><p class="note">lake <code>{_e(d.root)}</code> · page made {generated} UTC</p>'
         f"{_glance(d)}{_files(d)}{_quality(d)}{_kpis(d.kpis)}{_stages(d)}"
         "</main></body></html>\n"
     )

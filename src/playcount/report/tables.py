@@ -117,7 +117,10 @@ def fit_table(rows: Sequence[dict[str, Any]], cols: list[Col], width: int, title
     table = Table(title=Text(full_title) if full_title else None, box=box.SIMPLE_HEAD, expand=False)
     for c in shown:
         table.add_column(
-            Text(c.header), justify="right" if c.numeric else "left", no_wrap=True, overflow="ellipsis",
+            Text(c.header),
+            justify="right" if c.numeric else "left",
+            no_wrap=True,
+            overflow="ellipsis",
             width=widths[c.key],
         )
     for i in range(len(rows)):

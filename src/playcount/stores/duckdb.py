@@ -165,9 +165,7 @@ class DuckDBStore:
                 where.append("genre = ?")
                 params.append(genre)
             clause = f"WHERE {' AND '.join(where)}" if where else ""
-            return con.execute(
-                f"SELECT * FROM {table} {clause} ORDER BY {_ORDER[table]}", params
-            ).to_arrow_table()
+            return con.execute(f"SELECT * FROM {table} {clause} ORDER BY {_ORDER[table]}", params).to_arrow_table()
         except duckdb.CatalogException as e:
             raise StoreError(
                 f"the KPI store `{self.path}` has no table `{table}`", fix="run `playcount run` first"

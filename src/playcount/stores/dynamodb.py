@@ -188,11 +188,9 @@ class DynamoDBStore:
         """`BatchWriteItem` in chunks of 25, until every request is processed."""
         name = self.table_name(table)
         for i in range(0, len(requests), _BATCH):
-            pending = requests[i:i + _BATCH]
+            pending = requests[i : i + _BATCH]
             for attempt in range(self.max_attempts):
-                response = self._call(
-                    "batch write", table, self.client.batch_write_item, RequestItems={name: pending}
-                )
+                response = self._call("batch write", table, self.client.batch_write_item, RequestItems={name: pending})
                 pending = response.get("UnprocessedItems", {}).get(name, [])
                 if not pending:
                     break
@@ -226,21 +224,30 @@ class DynamoDBStore:
             out: list[dict[str, Any]] = []
             for day in days:
                 out += self._pages(
-                    table, "query", self.client.query, KeyConditionExpression="#pk = :d",
+                    table,
+                    "query",
+                    self.client.query,
+                    KeyConditionExpression="#pk = :d",
                     ExpressionAttributeNames={"#pk": pk, "#sk": sk} if keys_only else {"#pk": pk},
-                    ExpressionAttributeValues={":d": {"S": day}}, ConsistentRead=True, **projection,
+                    ExpressionAttributeValues={":d": {"S": day}},
+                    ConsistentRead=True,
+                    **projection,
                 )
             return out
         # genre_kpis / top_songs: the date is not the partition key; scan with a filter
         out = []
         for i in range(0, len(days), _IN_LIMIT):
-            chunk = days[i:i + _IN_LIMIT]
+            chunk = days[i : i + _IN_LIMIT]
             values = {f":d{j}": {"S": d} for j, d in enumerate(chunk)}
             out += self._pages(
-                table, "scan", self.client.scan,
+                table,
+                "scan",
+                self.client.scan,
                 FilterExpression=f"#date IN ({', '.join(values)})",
                 ExpressionAttributeNames={"#date": "date", **({"#pk": pk, "#sk": sk} if keys_only else {})},
-                ExpressionAttributeValues=values, ConsistentRead=True, **projection,
+                ExpressionAttributeValues=values,
+                ConsistentRead=True,
+                **projection,
             )
         return out
 
@@ -270,8 +277,12 @@ class DynamoDBStore:
         if partition is not None:
             items = list(
                 self._pages(
-                    table, "query", self.client.query, KeyConditionExpression="#pk = :p",
-                    ExpressionAttributeNames={"#pk": pk}, ExpressionAttributeValues={":p": {"S": partition}},
+                    table,
+                    "query",
+                    self.client.query,
+                    KeyConditionExpression="#pk = :p",
+                    ExpressionAttributeNames={"#pk": pk},
+                    ExpressionAttributeValues={":p": {"S": partition}},
                 )
             )
         elif date is not None:

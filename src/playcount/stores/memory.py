@@ -23,9 +23,7 @@ class MemoryStore:
         schema = KPI_SCHEMAS[table]
         current = self.tables[table]
         keep = pc.invert(pc.is_in(current["date"], pa.array(dates, pa.date32())))
-        self.tables[table] = pa.concat_tables(
-            [current.filter(keep), rows.select(schema.names).cast(schema)]
-        )
+        self.tables[table] = pa.concat_tables([current.filter(keep), rows.select(schema.names).cast(schema)])
         return rows.num_rows
 
     def read(self, table: str, *, date: dt.date | None = None, genre: str | None = None) -> pa.Table:
