@@ -42,9 +42,9 @@ def tiny_lake(root: Path, streams: dict[str, str]) -> Path:
     return root
 
 
-def cli(*args: str) -> tuple[int, str, str]:
-    """Run the CLI in-process: (exit code, stdout, stderr)."""
-    result = CliRunner().invoke(app, list(args))
+def cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """Run the CLI in-process (with `env` set for it): (exit code, stdout, stderr)."""
+    result = CliRunner().invoke(app, list(args), env=env)
     if result.exception and not isinstance(result.exception, SystemExit):
         raise result.exception
     # rich wraps long lines: compare messages with their whitespace collapsed

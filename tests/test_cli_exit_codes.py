@@ -22,6 +22,7 @@ LAKE_COMMANDS = {
     "kpis": ["genres"],
     "report": [],
     "runs": [],
+    "rebuild": [],
 }
 
 

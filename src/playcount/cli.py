@@ -298,6 +298,38 @@ def kpis(
 
 
 @app.command()
+def rebuild(
+    root: Root = None,
+    config: Config = None,
+    dates: Annotated[
+        list[str] | None, typer.Option("--date", help="YYYY-MM-DD; repeat for several (default: every date)")
+    ] = None,
+    as_json: AsJson = False,
+    store: Store = None,
+) -> None:
+    """Recompute the KPI tables of every date (or the given dates) from the processed events and
+    replace them in the KPI store: for a lost or a new store, or after a catalogue change."""
+    settings = _settings(config, root=root, store=_typed(store))
+    wanted: list[dt.date] | None = None
+    if dates:
+        try:
+            wanted = [dt.date.fromisoformat(d) for d in dates]
+        except ValueError as e:
+            console.print(f"[red]--date `{escape(str(e))}`[/]: use YYYY-MM-DD")
+            raise typer.Exit(EXIT_USAGE) from e
+    with _errors("rebuild"), _Progress(as_json) as show:
+        opened = pipeline.open_run(settings, progress=show)
+        report = pipeline.rebuild(opened, wanted)
+    if as_json:
+        _emit_json(report.model_dump_json(indent=2))
+    else:
+        out.print(Text(f"rebuilt {len(report.dates)} date(s) in {settings.root}"))
+        for name, n in report.kpi_rows.items():
+            out.print(Text(f"{name}: {n:,} rows"))
+    raise typer.Exit(EXIT_OK)
+
+
+@app.command()
 def generate(
     out_dir: Annotated[Path, typer.Option("--out", help="folder to write the landing zone into")],
     songs: int = 2000,

@@ -26,6 +26,8 @@ class Layout:
     def events(self, date: dt.date, fingerprint: str) -> str:
         return f"processed_data/streams/date={date.isoformat()}/{fingerprint}.parquet"
 
+    events_root = "processed_data/streams"
+
     def events_dir(self, date: dt.date) -> str:
         return f"processed_data/streams/date={date.isoformat()}"
 

@@ -41,7 +41,16 @@ from playcount.pipeline.run import (
     open_run,
     run_started_at,
 )
-from playcount.pipeline.runner import STAGES, STEPS, Step, StepFailure, failure_reason, run_pipeline, run_step
+from playcount.pipeline.runner import (
+    STAGES,
+    STEPS,
+    Step,
+    StepFailure,
+    failure_reason,
+    rebuild,
+    run_pipeline,
+    run_step,
+)
 from playcount.pipeline.stages import archive, compute_kpis, finish, load, staged_report, transform
 from playcount.pipeline.validate import validate
 
@@ -73,6 +82,7 @@ __all__ = [
     "archive",
     "finish",
     "run_pipeline",
+    "rebuild",
     "run_step",
     "staged_report",
     "clear_stale_staging",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from enum import StrEnum
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -138,6 +138,8 @@ class RunReport(BaseModel):
     run_id: str
     status: RunStatus
     reason: str | None = None
+    kind: Literal["run", "rebuild"] = "run"
+    """What ran: a pipeline run, or a `rebuild` of KPI dates from the processed events."""
     root: str
     run_date: dt.date
     started_at: dt.datetime

@@ -10,6 +10,7 @@ process under one lock and hands the clean rows from validate to transform in me
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import time
@@ -18,28 +19,31 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from playcount.errors import PlaycountError
+from playcount import kpis as kpi
+from playcount.errors import PlaycountError, StoreError
 from playcount.pipeline.discover import _require_root, discover
-from playcount.pipeline.results import Discovery, RunReport, RunStatus, Validation, ValidationStatus
+from playcount.pipeline.results import Discovery, RunReport, RunStatus, TransformResult, Validation, ValidationStatus
 from playcount.pipeline.run import Handoff, Run, _lock, check_writable, clear_stale_staging
 from playcount.pipeline.stages import archive, compute_kpis, finish, load, staged_report, transform
 from playcount.pipeline.validate import validate
 
-__all__ = ["STAGES", "STEPS", "Step", "StepFailure", "run_step", "run_pipeline", "failure_reason"]
+__all__ = ["STAGES", "STEPS", "Step", "StepFailure", "run_step", "run_pipeline", "rebuild", "failure_reason"]
 
 log = logging.getLogger("playcount")
 
-Step = Literal["validate", "transform", "load", "archive", "finish"]
+Step = Literal["validate", "transform", "load", "archive", "finish", "rebuild"]
 STEPS: dict[Step, tuple[str, ...]] = {
     "validate": ("discover", "validate"),
     "transform": ("transform", "kpis"),
     "load": ("load",),
     "archive": ("archive",),
     "finish": ("finish",),
+    "rebuild": ("kpis", "load"),
 }
 """The steps of a run, in order, and the stages each runs: one Airflow task or Glue job each (the
-Glue load job runs load, archive and finish when it finishes the run)."""
-STAGES = tuple(stage for stages in STEPS.values() for stage in stages)
+Glue load job runs load, archive and finish when it finishes the run); `rebuild` runs the kpis
+and load stages alone, for the dates it is given."""
+STAGES = tuple(stage for step, stages in STEPS.items() if step != "rebuild" for stage in stages)
 
 
 class StepFailure(BaseModel):
@@ -179,4 +183,49 @@ def run_pipeline(
         except Exception as e:
             log.exception("run %s failed", run.run_id)
             finish(run, staged_report(run, RunStatus.FAILED, failure_reason(e)))
+            raise
+
+
+def _all_dates(run: Run) -> list[dt.date]:
+    """Every date with events in the lake, and every date the KPI store holds rows of (a date whose
+    events are gone is rebuilt as empty: its rows leave the store)."""
+    dates: set[dt.date] = set()
+    for f in run.storage.list(run.layout.events_root):
+        part = f.path.split("/")[2] if f.path.count("/") >= 3 else ""
+        if part.startswith("date=") and f.name.endswith(".parquet"):
+            dates.add(dt.date.fromisoformat(part.removeprefix("date=")))
+    for table in kpi.KPI_TABLES:
+        try:
+            rows = run.store.read(table)
+        except StoreError:  # no store yet (lost, or new): it holds no dates; the load writes it
+            log.info("rebuild %s: the KPI store holds no %s yet", run.run_id, table)
+            continue
+        dates.update(d for d in rows.column("date").to_pylist() if d is not None)
+    return sorted(dates)
+
+
+def rebuild(
+    run: Run, dates: list[dt.date] | None = None, *, after_stage: Callable[[str], None] | None = None
+) -> RunReport:
+    """Recompute the KPI tables of `dates` (default: every date, `_all_dates`) from the processed
+    events and the current songs, and replace them in the KPI store, under the root's lock: the
+    kpis and load stages of a run, so as crash-safe as theirs (a rebuild killed at any point and
+    run again gives the same store). For a lost or a new store, or after a catalogue change."""
+    hook = after_stage or (lambda stage: None)
+    _require_root(run)
+    with _lock(run):
+        try:
+            wanted = sorted(set(dates)) if dates is not None else _all_dates(run)
+            run.save("validate", Validation(status=ValidationStatus.PASSED, files=[]))
+            run.save("transform", TransformResult(dates=wanted, events=0))
+            _run_stages(run, "rebuild", hook)
+            report = staged_report(run)
+            report.kind = "rebuild"
+            finish(run, report)
+            return report
+        except Exception as e:
+            log.exception("rebuild %s failed", run.run_id)
+            report = staged_report(run, RunStatus.FAILED, failure_reason(e))
+            report.kind = "rebuild"
+            finish(run, report)
             raise

@@ -271,10 +271,14 @@ def finish(run: Run, report: RunReport) -> RunReport:
     # the HTML page (`_playcount/reports/`); a page that cannot be drawn is logged, the run stands
     page = write_report_safely(run.storage, run.store, report_json)
     words = {RunStatus.SUCCEEDED: "succeeded", RunStatus.FAILED: "FAILED", RunStatus.NOTHING_TO_DO: "nothing to do"}
-    subject = f"playcount run {run.run_id} {words[report.status]}"
+    subject = f"playcount {report.kind} {run.run_id} {words[report.status]}"
     if report.status == RunStatus.SUCCEEDED:
         s = report.summary()
-        subject += f": {s['clean']:,} clean / {s['bad']:,} bad rows, {len(report.dates)} date(s)"
+        subject += (
+            f": {len(report.dates)} date(s) rebuilt"
+            if report.kind == "rebuild"
+            else f": {s['clean']:,} clean / {s['bad']:,} bad rows, {len(report.dates)} date(s)"
+        )
     if report.status != RunStatus.NOTHING_TO_DO or run.settings.notify.on_nothing_to_do:
         notify_safely(
             run.notifier, Notification(run.run_id, report.status, subject[:100], report.summary(), report=page)
