@@ -96,3 +96,15 @@ def test_rebuild_with_a_bad_date_or_a_missing_root(tmp_path: Path) -> None:
     root = _lake(tmp_path)
     assert cli("rebuild", "--root", str(root), "--date", "2024-13-01")[0] == 2
     assert cli("rebuild", "--root", str(tmp_path / "missing"))[0] == 2
+
+
+def test_a_corrupt_store_names_rebuild_as_the_fix_and_rebuild_mends_it(tmp_path: Path) -> None:
+    root = _lake(tmp_path)
+    before = kpis(root)
+    store = root / "kpis.duckdb"
+    store.write_bytes(b"garbage" * 1000)
+    code, _, err = cli("kpis", "genres", "--root", str(root))
+    assert code == 3 and "playcount rebuild" in err, err
+    store.rename(root / "kpis.broken")
+    assert cli("rebuild", "--root", str(root))[0] == 0
+    assert kpis(root) == before

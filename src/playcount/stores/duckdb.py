@@ -67,8 +67,8 @@ class DuckDBStore:
     def _corrupt(self, e: Exception) -> StoreError:
         return CorruptStoreError(
             f"the KPI store `{self.path}` cannot be opened, it is not a (complete) DuckDB file: {e}",
-            fix=f"move `{self.path}` away (keep it for inspection); the next run starts a new store with the dates "
-            "it touches",
+            fix=f"move `{self.path}` away (keep it for inspection), then `playcount rebuild` fills a new store "
+            "with every date's KPIs from the processed events",
             path=str(self.path),
         )
 
