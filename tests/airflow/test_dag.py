@@ -448,3 +448,42 @@ def test_under_the_dag_the_templates_load_job_leaves_finishing_to_the_worker() -
     args = job_args(["load_to_dynamodb.py", *(part for item in given.items() for part in item)])
     assert (args.run_id, args.finish_run, args.settings.root) == ("r1", False, "s3://lake/prefix")
     assert job_args(["load_to_dynamodb.py", "--finish-run", defaults["--finish-run"]]).finish_run
+
+
+def test_a_failed_dag_run_resumes_after_the_next_dag_run_has_run(
+    fast: Any,
+    airflow_env: dict[str, str],
+    aws: Aws,
+    infra: BootstrapResult,
+    generated: Path,
+    local: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A DAG run's load fails for good (the failure callback notifies and keeps the run's staging);
+    the next scheduled DAG run starts (a run of its own) and processes the files; then the first
+    run's failed task is cleared. Its staging is still there (a new DAG run drops only staging
+    older than a day), it resumes, and nothing counts twice."""
+    with monkeypatch.context() as m:
+        dag_run, states, _ = _run_with_broken_stage(
+            fast, aws, infra, generated, m, "load", "load_to_dynamodb", "injected: DynamoDB is down", StoreError
+        )
+    assert states["load_to_dynamodb"] == "failed"
+    first = dag_run.get_task_instance("run_validation_job").xcom_pull(task_ids="run_validation_job")
+
+    second_run, second = run_dag(fast)
+    assert second == SUCCEEDED
+    assert second_run.get_task_instance("run_validation_job").xcom_pull(task_ids="run_validation_job") != first
+    assert keys(aws, BUCKET, f"{LAKE}/_playcount/staging/{first}/")  # kept for the clear below
+    assert dynamodb_kpis(aws) == local["kpis"]
+
+    from playcount.integrations import airflow as pc
+
+    config = pc.read_config()  # what the cleared tasks of the first run do, in order
+    pc.run_step_locally(config, first, "load")
+    for step in ("archive", "finish"):
+        pipeline.run_step(pc._open_run(config, first), step)
+    assert dynamodb_kpis(aws) == local["kpis"]
+    report = json.loads(body(aws, BUCKET, f"{LAKE}/_playcount/runs/{first}.json"))
+    assert report["status"] == "succeeded"
+    assert not keys(aws, BUCKET, f"{LAKE}/_playcount/staging/")
+    assert len(keys(aws, BUCKET, f"{LAKE}/_playcount/ledger/")) == len(_stream_files(generated))
