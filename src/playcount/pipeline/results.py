@@ -80,6 +80,19 @@ class FileOutcome(BaseModel):
     rules: dict[str, int] = Field(default_factory=dict)
     warnings: dict[str, int] = Field(default_factory=dict)
 
+    @classmethod
+    def of(cls, f: InputFile, status: FileStatus = FileStatus.ACCEPTED, reason: str | None = None) -> FileOutcome:
+        """The outcome of the landing file `f` (its dataset, names, fingerprint and signature)."""
+        return cls(
+            dataset=f.dataset,
+            name=f.name,
+            path=f.path,
+            fingerprint=f.fingerprint,
+            signature=f.signature,
+            status=status,
+            reason=reason,
+        )
+
 
 class Discovery(BaseModel):
     new: list[InputFile]

@@ -312,17 +312,7 @@ def staged_report(run: Run, status: RunStatus = RunStatus.SUCCEEDED, reason: str
                 f"; {len(d.pending)} still being written, left for the next run" if d.pending else ""
             )
         if d.nothing_to_do:
-            report.files = [
-                FileOutcome(
-                    dataset=f.dataset,
-                    name=f.name,
-                    path=f.path,
-                    fingerprint=f.fingerprint,
-                    status=FileStatus.PENDING,
-                    reason=f.waiting,
-                )
-                for f in d.pending
-            ]
+            report.files = [FileOutcome.of(f, FileStatus.PENDING, f.waiting) for f in d.pending]
     if run.staged("validate"):
         validation = run.load("validate", Validation)
         report.files, report.bad_rows = validation.files, validation.bad_rows

@@ -51,9 +51,7 @@ def _read(run: Run, files: list[InputFile], contract: Contract) -> tuple[list[Ra
     for done, f in enumerate(files):
         if len(files) > 1:  # files done of all, for the progress display
             run.progress("validate", f"{f.dataset}: reading file {done + 1} of {len(files)}")
-        outcome = FileOutcome(
-            dataset=f.dataset, name=f.name, path=f.path, fingerprint=f.fingerprint, signature=f.signature
-        )
+        outcome = FileOutcome.of(f)
         outcomes[f.name] = outcome
         raw: RawRead | None = None
         try:
@@ -188,29 +186,8 @@ def validate(run: Run, discovery: Discovery | None = None, *, dry_run: bool = Fa
     bad_paths: dict[str, str] = {}
 
     def done(status: ValidationStatus, reason: str | None) -> Validation:
-        files.extend(
-            FileOutcome(
-                dataset="streams",
-                name=f.name,
-                path=f.path,
-                fingerprint=f.fingerprint,
-                signature=f.signature,
-                status=FileStatus.SKIPPED,
-                reason="already processed (same content)",
-            )
-            for f in d.skipped
-        )
-        files.extend(
-            FileOutcome(
-                dataset=f.dataset,
-                name=f.name,
-                path=f.path,
-                fingerprint=f.fingerprint,
-                status=FileStatus.PENDING,
-                reason=f.waiting,
-            )
-            for f in d.pending
-        )
+        files.extend(FileOutcome.of(f, FileStatus.SKIPPED, "already processed (same content)") for f in d.skipped)
+        files.extend(FileOutcome.of(f, FileStatus.PENDING, f.waiting) for f in d.pending)
         result = Validation(status=status, reason=reason, files=files, bad_rows=bad_paths)
         if not dry_run:
             run.save("validate", result)
@@ -218,29 +195,10 @@ def validate(run: Run, discovery: Discovery | None = None, *, dry_run: bool = Fa
 
     def pending(reason: str) -> list[FileOutcome]:
         return [
-            FileOutcome(
-                dataset="streams",
-                name=f.name,
-                path=f.path,
-                fingerprint=f.fingerprint,
-                signature=f.signature,
-                status=FileStatus.PENDING,
-                reason=f"not validated, left in the landing zone: {reason}",
-            )
-            for f in d.new
+            FileOutcome.of(f, FileStatus.PENDING, f"not validated, left in the landing zone: {reason}") for f in d.new
         ]
 
-    unusable = [
-        FileOutcome(
-            dataset=f.dataset,
-            name=f.name,
-            path=f.path,
-            fingerprint=f.fingerprint,
-            status=FileStatus.REJECTED,
-            reason=f"`{f.name}` is {f.problem}",
-        )
-        for f in d.unusable
-    ]
+    unusable = [FileOutcome.of(f, FileStatus.REJECTED, f"`{f.name}` is {f.problem}") for f in d.unusable]
     files.extend(unusable)
     if not dry_run:
         for o in unusable:
