@@ -312,11 +312,13 @@ def rebuild(
     settings = _settings(config, root=root, store=_typed(store))
     wanted: list[dt.date] | None = None
     if dates:
-        try:
-            wanted = [dt.date.fromisoformat(d) for d in dates]
-        except ValueError as e:
-            console.print(f"[red]--date `{escape(str(e))}`[/]: use YYYY-MM-DD")
-            raise typer.Exit(EXIT_USAGE) from e
+        wanted = []
+        for d in dates:
+            try:
+                wanted.append(dt.date.fromisoformat(d))
+            except ValueError as e:
+                console.print(f"[red]--date `{escape(d)}` is not a date[/]: use YYYY-MM-DD")
+                raise typer.Exit(EXIT_USAGE) from e
     with _errors("rebuild"), _Progress(as_json) as show:
         opened = pipeline.open_run(settings, progress=show)
         report = pipeline.rebuild(opened, wanted)

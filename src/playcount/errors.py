@@ -23,6 +23,7 @@ __all__ = [
     "SchemaError",
     "ValidationFailed",
     "StoreError",
+    "MissingStoreError",
     "StorageError",
     "ArchiveConflictError",
     "MissingExtraError",
@@ -50,7 +51,12 @@ def is_transient(e: BaseException) -> bool:
 class PlaycountError(Terminal, Exception):
     """Root of every error playcount raises on purpose (terminal unless a subclass says otherwise)."""
 
-    def __init__(self, message: str, *, fix: str | None = None, **context: object) -> None:
+    def __init__(
+        self, message: str, *, fix: str | None = None, transient: bool | None = None, **context: object
+    ) -> None:
+        """`transient` overrides the class's own for this error (a store error no retry mends)."""
+        if transient is not None:
+            self.transient = transient
         self.message = message
         self.fix = fix
         self.context = context
@@ -75,6 +81,12 @@ class ValidationFailed(PlaycountError):
 
 class StoreError(Transient, PlaycountError):
     """The KPI store could not be read or written."""
+
+
+class MissingStoreError(StoreError):
+    """The KPI store does not exist (no DuckDB file yet, no DynamoDB table)."""
+
+    transient = False
 
 
 class StorageError(Transient, PlaycountError):

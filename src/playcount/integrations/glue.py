@@ -219,8 +219,7 @@ def _run_job(step: str, argv: Sequence[str] | None, session: Any, steps: Callabl
             )
             log.info("run %s: put into the workflow run %s of %s", run.run_id, workflow_run, name)
         log.info("run %s: %s job on %s", run.run_id, step, run.storage.root)
-        for s in steps(args):
-            pipeline.run_step(run, s)
+        pipeline.run_steps(run, steps(args))  # one hold of the root's lease
         if run.staged("validate"):
             val = run.load("validate", pipeline.Validation)
             log.info("run %s: validation %s%s", run.run_id, val.status, f": {val.reason}" if val.reason else "")

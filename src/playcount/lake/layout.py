@@ -47,6 +47,8 @@ class Layout:
     runs = "_playcount/runs"
     lock = "_playcount/lock"
     notifications = "_playcount/notifications.jsonl"
+    inflight = "_playcount/inflight"
+    """One record per source file whose events are written but which is not done yet."""
     stale_dates = "_playcount/stale_dates.json"
     """Dates whose events changed without their KPIs being recomputed yet (a withdraw cut short)."""
 

@@ -50,6 +50,7 @@ from playcount.pipeline.runner import (
     rebuild,
     run_pipeline,
     run_step,
+    run_steps,
 )
 from playcount.pipeline.stages import archive, compute_kpis, finish, load, staged_report, transform
 from playcount.pipeline.validate import validate
@@ -82,6 +83,7 @@ __all__ = [
     "archive",
     "finish",
     "run_pipeline",
+    "run_steps",
     "rebuild",
     "run_step",
     "staged_report",

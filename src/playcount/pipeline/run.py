@@ -190,6 +190,7 @@ def check_writable(run: Run) -> None:
                 raise StorageError(
                     f"`{p}` is a file, but the run writes into a folder `{folder}/` there",
                     fix="move that file out of the lake root",
+                    transient=False,
                     path=str(p),
                 )
             if p.is_dir() and not os.access(p, os.W_OK | os.X_OK):

@@ -20,14 +20,43 @@ from typing import Literal
 from pydantic import BaseModel
 
 from playcount import kpis as kpi
-from playcount.errors import PlaycountError, StoreError
+from playcount.errors import MissingStoreError, PlaycountError
 from playcount.pipeline.discover import _require_root, discover
-from playcount.pipeline.results import Discovery, RunReport, RunStatus, TransformResult, Validation, ValidationStatus
+from playcount.pipeline.results import (
+    Discovery,
+    FileOutcome,
+    FileStatus,
+    RunReport,
+    RunStatus,
+    TransformResult,
+    Validation,
+    ValidationStatus,
+)
 from playcount.pipeline.run import Handoff, Run, _lock, check_writable, clear_stale_staging
-from playcount.pipeline.stages import archive, compute_kpis, finish, load, staged_report, transform
+from playcount.pipeline.stages import (
+    archive,
+    compute_kpis,
+    drop_staging,
+    finish,
+    load,
+    recompute_stale,
+    staged_report,
+    transform,
+    withdraw_orphans,
+)
 from playcount.pipeline.validate import validate
 
-__all__ = ["STAGES", "STEPS", "Step", "StepFailure", "run_step", "run_pipeline", "rebuild", "failure_reason"]
+__all__ = [
+    "STAGES",
+    "STEPS",
+    "Step",
+    "StepFailure",
+    "run_step",
+    "run_steps",
+    "run_pipeline",
+    "rebuild",
+    "failure_reason",
+]
 
 log = logging.getLogger("playcount")
 
@@ -82,15 +111,19 @@ def _passed(run: Run) -> bool:
 def _stage(run: Run, stage: str, *, status: RunStatus | None, reason: str | None) -> bool:
     """Run one stage; False when the run has nothing more to do after it (nothing new)."""
     if stage == "discover":
+        check_writable(run)  # before anything is written: staging, reports, moves
         clear_stale_staging(run)
         d = discover(run)
         run.save("discover", d)
+        landing = {f.fingerprint for f in (*d.new, *d.skipped, *d.pending, *d.unusable, *d.songs, *d.users)}
+        withdraw_orphans(run, landing)
         if d.nothing_to_do:
             # a validation with nothing in it: the later steps of a run in separate processes
             # (Airflow, Glue) then do nothing, and its report says nothing_to_do
-            run.save("validate", Validation(status=ValidationStatus.PASSED, files=[]))
+            pending = [FileOutcome.of(f, FileStatus.PENDING, f.waiting) for f in d.pending]
+            run.save("validate", Validation(status=ValidationStatus.PASSED, files=pending))
+            recompute_stale(run)  # a withdraw cut short: its dates do not wait for a new file
             return False
-        check_writable(run)
     elif stage == "validate":
         validate(run, run.load("discover", Discovery))
     elif stage == "transform":
@@ -106,7 +139,10 @@ def _stage(run: Run, stage: str, *, status: RunStatus | None, reason: str | None
         if _passed(run):
             archive(run)
     elif stage == "finish":
-        finish(run, staged_report(run, status or RunStatus.SUCCEEDED, reason))
+        if not run.staged("validate") and run.storage.exists(run.layout.run_report(run.run_id)):
+            log.info("run %s: finished already (a retried finish step)", run.run_id)
+        else:
+            finish(run, staged_report(run, status or RunStatus.SUCCEEDED, reason))
     else:
         raise ValueError(f"unknown stage `{stage}`")
     return True
@@ -147,8 +183,16 @@ def run_step(run: Run, step: Step, *, status: RunStatus | None = None, reason: s
 
     `status`/`reason` are for the finish step of a run that failed elsewhere (the report says so).
     """
+    return run_steps(run, [step], status=status, reason=reason)
+
+
+def run_steps(run: Run, steps: list[Step], *, status: RunStatus | None = None, reason: str | None = None) -> bool:
+    """`run_step` of several steps under one hold of the lock (the Glue load job that finishes the
+    run: no other run can start between its load, archive and finish). Stops after a step that
+    leaves nothing more to do."""
+    _require_root(run)
     with _lock(run):
-        return _run_stages(run, step, lambda stage: None, status=status, reason=reason)
+        return all(_run_stages(run, step, lambda stage: None, status=status, reason=reason) for step in steps)
 
 
 def run_pipeline(
@@ -170,8 +214,7 @@ def run_pipeline(
                 report = staged_report(run)
                 if quiet_when_idle:
                     log.debug("run %s: nothing to do", run.run_id)
-                    for f in run.storage.list(run.staging("")):
-                        run.storage.delete(f.path)
+                    drop_staging(run)
                     return report
                 return finish(run, report)
             for step in ("transform", "load", "archive"):
@@ -197,7 +240,7 @@ def _all_dates(run: Run) -> list[dt.date]:
     for table in kpi.KPI_TABLES:
         try:
             rows = run.store.read(table)
-        except StoreError:  # no store yet (lost, or new): it holds no dates; the load writes it
+        except MissingStoreError:  # no store yet (lost, or new): no dates; the load writes it (or says why not)
             log.info("rebuild %s: the KPI store holds no %s yet", run.run_id, table)
             continue
         dates.update(d for d in rows.column("date").to_pylist() if d is not None)

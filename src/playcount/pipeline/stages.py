@@ -71,6 +71,8 @@ def transform(run: Run) -> TransformResult:
         path = run.layout.events(p["date"], fp[p["_source_file"]])
         parts[(p["_source_file"], p["date"])] = run.storage.prepare(path)
         written.setdefault(p["_source_file"], []).append(path)
+    for name, paths in written.items():  # before the events: a kill after them leaves a record
+        _record_inflight(run, fp[name], name, paths)
     run.engine.write_parquet_parts(events, ("_source_file", "date"), parts)
     dates = sorted({p["date"] for p in pairs})
     result = TransformResult(dates=dates, events=sum(p["n"] for p in pairs), files=written)
@@ -82,18 +84,91 @@ def transform(run: Run) -> TransformResult:
 # -- 4. kpis -----------------------------------------------------------------------------------
 
 
-def _stale_dates(run: Run) -> set[dt.date]:
+def _journal(run: Run) -> tuple[set[dt.date], set[str]]:
+    """`Layout.stale_dates`: the dates whose KPIs must be recomputed and the event files that must
+    go first (a withdraw that was cut short: by a kill, or an error its retry does not repeat)."""
     path = run.layout.stale_dates
     if not run.storage.exists(path):
-        return set()
-    return {dt.date.fromisoformat(d) for d in json.loads(run.storage.read_bytes(path))}
+        return set(), set()
+    data = json.loads(run.storage.read_bytes(path))
+    if isinstance(data, list):  # dates only
+        data = {"dates": data, "events": []}
+    return {dt.date.fromisoformat(d) for d in data["dates"]}, set(data["events"])
 
 
-def _set_stale_dates(run: Run, dates: set[dt.date]) -> None:
-    if dates:
-        run.storage.write_bytes(run.layout.stale_dates, json.dumps(sorted(d.isoformat() for d in dates)).encode())
+def _set_journal(run: Run, dates: set[dt.date], events: set[str]) -> None:
+    if dates or events:
+        data = {"dates": sorted(d.isoformat() for d in dates), "events": sorted(events)}
+        run.storage.write_bytes(run.layout.stale_dates, json.dumps(data, indent=1).encode())
     elif run.storage.exists(run.layout.stale_dates):
         run.storage.delete(run.layout.stale_dates)
+
+
+def _stale_dates(run: Run) -> set[dt.date]:
+    return _journal(run)[0]
+
+
+def _drop_withdrawn_events(run: Run) -> None:
+    """Delete the event files the journal names (idempotent), keeping their dates in it."""
+    dates, events = _journal(run)
+    for path in sorted(events):
+        run.storage.delete(path)
+    if events:
+        _set_journal(run, dates, set())
+
+
+def _record_inflight(run: Run, fingerprint: str, name: str, events: list[str]) -> None:
+    entry = {"file": name, "run_id": run.run_id, "events": sorted(events)}
+    run.storage.write_bytes(f"{run.layout.inflight}/{fingerprint}.json", json.dumps(entry, indent=1).encode())
+
+
+def _clear_inflight(run: Run, fingerprint: str) -> None:
+    path = f"{run.layout.inflight}/{fingerprint}.json"
+    if run.storage.exists(path):
+        run.storage.delete(path)
+
+
+def withdraw_orphans(run: Run, landing: set[str]) -> int:
+    """Withdraw the events of source files that were written but never done and whose content is
+    no longer in the landing zone (`landing`: the fingerprints there now): a run killed before it
+    archived a file that was then corrected or removed. Their event files and dates go into the
+    journal (`recompute_stale` or the next kpis stage finishes it). Returns how many files."""
+    done = run.ledger.done()
+    orphans = 0
+    for f in run.storage.list(run.layout.inflight):
+        fingerprint = f.name.removesuffix(".json")
+        if fingerprint in done:
+            run.storage.delete(f.path)  # finished: the record outlived a kill in `finish`
+            continue
+        if fingerprint in landing:
+            continue  # still there: the run that takes it writes the same parts again
+        entry = json.loads(run.storage.read_bytes(f.path))
+        dates, events = _journal(run)
+        paths = set(entry["events"])
+        parts = {p.split("/")[2] for p in paths if p.count("/") >= 3}
+        dates |= {dt.date.fromisoformat(d.removeprefix("date=")) for d in parts if d.startswith("date=")}
+        _set_journal(run, dates, events | paths)
+        run.storage.delete(f.path)
+        log.info("run %s: withdrew the events of `%s`, gone from the landing zone undone", run.run_id, entry["file"])
+        orphans += 1
+    return orphans
+
+
+def has_stale_dates(run: Run) -> bool:
+    """Whether a withdraw was cut short: dates to recompute or event files to delete."""
+    dates, events = _journal(run)
+    return bool(dates or events)
+
+
+def recompute_stale(run: Run) -> None:
+    """Finish a withdraw that was cut short: drop its events, recompute and load its dates (a run
+    with nothing new does it too, so stale KPIs never wait for the next file)."""
+    if not has_stale_dates(run):
+        return
+    if not run.staged("transform"):
+        run.save("transform", TransformResult(dates=[], events=0))
+    compute_kpis(run)
+    load(run)
 
 
 def compute_kpis(run: Run) -> KpiResult:
@@ -103,6 +178,7 @@ def compute_kpis(run: Run) -> KpiResult:
     that was cut short took events away before their dates were recomputed); a date left with
     no events gets empty tables, which the load turns into no rows for it."""
     tr = run.load("transform", TransformResult)
+    _drop_withdrawn_events(run)
     dates = sorted(set(tr.dates) | _stale_dates(run))
     rows: dict[str, int] = dict.fromkeys(kpi.KPI_TABLES, 0)
     files = [
@@ -156,9 +232,9 @@ def load(run: Run) -> LoadResult:
         rows[name] = run.store.replace(name, k.dates, run.engine.to_arrow(t))
     result = LoadResult(dates=k.dates, rows=rows)
     run.save("load", result)
-    stale = _stale_dates(run)
+    stale, events = _journal(run)
     if stale & set(k.dates):
-        _set_stale_dates(run, stale - set(k.dates))
+        _set_journal(run, stale - set(k.dates), events)
     run.progress("load", ", ".join(f"{k}: {n}" for k, n in rows.items()))
     return result
 
@@ -174,6 +250,8 @@ def archive(run: Run) -> ArchiveResult:
     one that changed since the run read it is withdrawn (`_withdraw`) and left in the landing
     zone, so that its final content counts exactly once, in a later run.
     """
+    if has_stale_dates(run):  # a withdraw of an earlier attempt was cut short: finish it first
+        recompute_stale(run)
     val = run.load("validate", Validation)
     moved: dict[str, str] = {}
     changed: list[FileOutcome] = []
@@ -184,6 +262,7 @@ def archive(run: Run) -> ArchiveResult:
         if not run.storage.exists(o.path):
             if run.storage.exists(dst) and run.storage.fingerprint(dst) == o.fingerprint:
                 moved[o.path] = dst  # moved by an earlier attempt of this stage
+                _clear_inflight(run, o.fingerprint)
             continue
         if o.signature is not None and _signature(run, o.path) != o.signature:
             changed.append(o)
@@ -195,6 +274,7 @@ def archive(run: Run) -> ArchiveResult:
             changed.append(o)
             continue
         moved[o.path] = dst
+        _clear_inflight(run, o.fingerprint)  # consumed: its events are final, whatever comes next
     if changed:
         _withdraw(run, val, changed)
     result = ArchiveResult(moved=moved, changed=[o.name for o in changed])
@@ -215,8 +295,19 @@ def _archive_path(run: Run, o: FileOutcome) -> str:
 
 def _withdraw(run: Run, val: Validation, changed: list[FileOutcome]) -> None:
     """Take back what the run counted of files that changed after it read them: their events,
-    their bad rows; then the KPIs of the dates they touched again, and the store."""
+    their bad rows; then the KPIs of the dates they touched again, and the store.
+
+    First the journal (`Layout.stale_dates`) names the event files to delete and the dates to
+    recompute, so that a withdraw cut short at any later point (a kill; an error whose retry finds
+    the files already pending) is finished by the next kpis stage or run (`recompute_stale`)."""
     names = {o.name for o in changed if o.status == FileStatus.ACCEPTED}
+    if names:
+        tr = run.load("transform", TransformResult)
+        dates, events = _journal(run)
+        _set_journal(run, dates | set(tr.dates), events | {p for n in names for p in tr.files.get(n, [])})
+        for o in changed:
+            if o.name in names:
+                _clear_inflight(run, o.fingerprint)
     for o in changed:
         o.status, o.rows, o.clean, o.bad, o.rules, o.warnings = FileStatus.PENDING, 0, 0, 0, {}, {}
         o.reason = (
@@ -228,14 +319,10 @@ def _withdraw(run: Run, val: Validation, changed: list[FileOutcome]) -> None:
     run.save("validate", val)
     if not names:
         return
-    tr = run.load("transform", TransformResult)
-    # first say which dates lose events: a kill before `load` below leaves them to the next run
-    _set_stale_dates(run, _stale_dates(run) | set(tr.dates))
     for name in names:
-        for path in tr.files.pop(name, []):
-            run.storage.delete(path)
+        tr.files.pop(name, None)
     run.save("transform", tr)
-    compute_kpis(run)
+    compute_kpis(run)  # deletes the journal's event files first
     load(run)
 
 
@@ -265,6 +352,7 @@ def finish(run: Run, report: RunReport) -> RunReport:
                     o.fingerprint,
                     {"run_id": run.run_id, "file": o.name, "archived": report.archived[o.path]},
                 )
+                _clear_inflight(run, o.fingerprint)
     report.finished_at = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
     report_json = report.model_dump_json(indent=2).encode()
     run.storage.write_bytes(run.layout.run_report(run.run_id), report_json)
@@ -285,9 +373,16 @@ def finish(run: Run, report: RunReport) -> RunReport:
         )
     else:  # a cron'd run with nothing new would notify every time: a log line only (SPEC §7)
         log.info("%s", subject)
+    drop_staging(run)
+    return report
+
+
+def drop_staging(run: Run) -> None:
+    """Delete the run's staging, its folder too (an object store has none to delete)."""
     for f in run.storage.list(f"_playcount/staging/{run.run_id}"):
         run.storage.delete(f.path)
-    return report
+    if run.storage.exists(f"_playcount/staging/{run.run_id}"):
+        run.storage.delete(f"_playcount/staging/{run.run_id}")
 
 
 def staged_report(run: Run, status: RunStatus = RunStatus.SUCCEEDED, reason: str | None = None) -> RunReport:

@@ -22,7 +22,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from playcount.errors import StoreError
+from playcount.errors import MissingStoreError, StoreError
 from playcount.stores.base import KPI_SCHEMAS
 
 __all__ = ["DuckDBStore"]
@@ -139,7 +139,9 @@ class DuckDBStore:
 
     def read(self, table: str, *, date: dt.date | None = None, genre: str | None = None) -> pa.Table:
         if not self.path.exists():
-            raise StoreError(f"no KPI store at `{self.path}`", fix="run `playcount run` first")
+            raise MissingStoreError(
+                f"no KPI store at `{self.path}`", fix="run `playcount run` (or `playcount rebuild`) first"
+            )
         with _openable(str(self.path)) as name:
             return self._read(name, table, date, genre)
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from playcount.errors import StoreError
+from playcount.errors import MissingStoreError, StoreError
 from playcount.stores.base import KPI_SCHEMAS, filter_rows
 
 __all__ = ["DynamoDBStore", "TABLE_KEYS", "RETRYABLE_CODES"]
@@ -164,7 +164,7 @@ class DynamoDBStore:
             except Exception as e:
                 code = _code(e)
                 if code == "ResourceNotFoundException":
-                    raise StoreError(
+                    raise MissingStoreError(
                         f"DynamoDB table `{self.table_name(table)}` does not exist ({what})",
                         fix="create it with `playcount aws bootstrap` or infra/cloudformation.yaml, "
                         "or correct store.table_prefix",
@@ -174,6 +174,8 @@ class DynamoDBStore:
                     raise StoreError(
                         f"DynamoDB {what} on `{self.table_name(table)}` failed: {e}",
                         fix="check the table and the credentials' permissions, then run again",
+                        # throttling that outlasted the retries may pass later; AccessDenied and the like need a fix
+                        transient=code in RETRYABLE_CODES,
                         table=self.table_name(table),
                     ) from e
                 self._backoff(attempt)
