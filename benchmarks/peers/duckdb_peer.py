@@ -1,0 +1,158 @@
+"""The run as one lean DuckDB SQL script: what `playcount run` computes, with none of its bookkeeping.
+
+    python benchmarks/peers/duckdb_peer.py ROOT OUT [--memory-limit 1GB]
+
+Reads ROOT/raw_data/{songs,users,streams}/*.csv; writes OUT/events/date=D/*.parquet (the clean,
+unique events) and OUT/kpis/{genre_kpis,top_songs,top_genres}.parquet; prints a JSON summary
+(rows, clean, bad per stream file, events, KPI rows). The same checks as SPEC §1 and §2: field
+counts, empty values, integers, ranges, dates, timestamps (plain, or ISO 8601 with a real offset,
+converted to UTC; years 1-9999; at most a day ahead), the user and track of a stream among the
+clean users and songs, duplicates (songs and users: the first in file order wins; streams: within
+a file), a file with more than 10% bad rows rejected, each (user_id, track_id, listen_time)
+counted once. Not done: line numbers, reasons, bad-row files, rejected-file moves, warnings, the
+ledger, archive, store, report; records spanning lines; headers beyond the required columns'
+positions. KPIs come from the events in memory, not read back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import duckdb
+
+WS = "' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13)"  # what Ibis's strip() trims
+NULL = "\x01"  # the null string: an empty field reads as '', a missing one as NULL
+INT = r"'^\s*[+-]?\d{1,18}\s*$'"
+TS = r"'^\s*(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)\s*(Z|[+-](?:0\d|1[0-4])(?::?[0-5]\d)?)?\s*$'"
+DATE = r"'^\s*(\d{4}-\d{2}-\d{2})(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-](?:0\d|1[0-4])(?::?[0-5]\d)?)?)?\s*$'"
+MACROS = f"""
+CREATE MACRO txt(s) AS NULLIF(trim(s, {WS}), '');
+CREATE MACRO int_(s) AS CASE WHEN regexp_matches(s, {INT}) THEN TRY_CAST(trim(s, {WS}) AS BIGINT) END;
+CREATE MACRO iso_(d, t, o) AS TRY_CAST(d || ' ' || t AS TIMESTAMP) - to_minutes(CASE WHEN o IN ('', 'Z') THEN 0
+    ELSE (CASE WHEN o[1] = '-' THEN -1 ELSE 1 END) * (replace(o, ':', '')[2:3]::INT * 60
+         + COALESCE(TRY_CAST(NULLIF(replace(o, ':', '')[4:5], '') AS INT), 0)) END);
+CREATE MACRO ts_(s) AS CASE WHEN regexp_full_match(s, '\\d{{4}}-\\d{{2}}-\\d{{2}} \\d{{2}}:\\d{{2}}:\\d{{2}}')
+    THEN TRY_CAST(s AS TIMESTAMP)
+    ELSE iso_(regexp_extract(s, {TS}, 1), regexp_extract(s, {TS}, 2), regexp_extract(s, {TS}, 3)) END;
+CREATE MACRO inrange(t) AS t BETWEEN TIMESTAMP '0001-01-01' AND TIMESTAMP '9999-12-31 23:59:59.999999';
+"""
+
+
+def _q(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def raw(
+    con: duckdb.DuckDBPyConnection, dataset: str, root: Path, required: tuple[str, ...], optional: tuple[str, ...] = ()
+) -> str:
+    """SQL of every file's rows: the required columns (text, '' as NULL), `file`, `malformed`, and for the
+    reference data (loaded into tables, whose row ids are the file order) `line`."""
+    selects = []
+    for i, path in enumerate(sorted((root / "raw_data" / dataset).glob("*.csv"))):
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            header = next(csv.reader(fh), [])
+        if not set(required) <= set(header):
+            print(f"{path.name}: lacks a required column, rejected", file=sys.stderr)
+            continue
+        cols = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(header) + 1)) + "}"
+        source = (f"read_csv({_q(str(path))}, header=false, skip=1, auto_detect=false, columns={cols}, delim=',', "
+                  f"quote='\"', escape='\"', null_padding=true, strict_mode=false, nullstr={_q(NULL)})")
+        line = ""
+        if dataset != "streams":
+            con.execute(f"CREATE TABLE {dataset}_{i} AS SELECT * FROM {source}")
+            source, line = f"{dataset}_{i}", "rowid AS line, "
+        values = ", ".join(f"NULLIF(c{header.index(c)}, '') AS {c}" if c in header else f"NULL AS {c}"
+                           for c in required + optional)
+        selects.append(f"SELECT {values}, {_q(path.name)} AS file, {line}"
+                       f"(c{len(header) - 1} IS NULL OR c{len(header)} IS NOT NULL) AS malformed FROM {source}")
+    if not selects:
+        sys.exit(f"no {dataset} file under {root / 'raw_data' / dataset}")
+    return " UNION ALL ".join(selects)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("root", type=Path)
+    p.add_argument("out", type=Path)
+    p.add_argument("--memory-limit", default="1GB")
+    p.add_argument("--max-bad-ratio", type=float, default=0.10)
+    args = p.parse_args()
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    con = duckdb.connect()
+    spill = tempfile.mkdtemp(prefix="duckdb-peer-")
+    con.execute(f"SET memory_limit = {_q(args.memory_limit)}; SET temp_directory = {_q(spill)}; "
+                "SET enable_progress_bar = false; SET preserve_insertion_order = false")
+    con.execute(MACROS)
+    songs = raw(con, "songs", args.root, ("track_id", "track_genre", "duration_ms", "track_name", "artists"),
+                ("popularity", "explicit"))
+    con.execute(f"""CREATE TABLE songs AS
+        SELECT * EXCLUDE (bad, n) FROM (
+            SELECT txt(track_id) AS track_id, lower(trim(track_genre, {WS})) AS genre, int_(duration_ms) AS duration_ms,
+                   track_name AS title, artists AS artist, file, line,
+                   (malformed OR txt(track_id) IS NULL OR txt(track_genre) IS NULL
+                    OR NOT COALESCE(int_(duration_ms) BETWEEN 1 AND 86400000, false)
+                    OR (txt(popularity) IS NOT NULL AND NOT COALESCE(int_(popularity) BETWEEN 0 AND 100, false))
+                    OR (txt(explicit) IS NOT NULL AND lower(trim(explicit, {WS})) NOT IN ('true', 'false'))) AS bad,
+                   row_number() OVER (PARTITION BY txt(track_id), bad ORDER BY file, line) AS n
+            FROM ({songs}))
+        WHERE NOT bad AND n = 1""")
+    users = raw(con, "users", args.root, ("user_id", "user_age", "created_at", "user_name", "user_country"))
+    con.execute(f"""CREATE TABLE users AS SELECT DISTINCT int_(user_id) AS user_id FROM (
+        SELECT *, TRY_CAST(NULLIF(regexp_extract(created_at, {DATE}, 1), '') AS DATE) AS created FROM ({users}))
+        WHERE NOT malformed AND int_(user_id) IS NOT NULL AND COALESCE(int_(user_age) BETWEEN 13 AND 120, false)
+          AND created BETWEEN DATE '0001-01-01' AND DATE {_q(now.date().isoformat())}""")
+    streams = raw(con, "streams", args.root, ("user_id", "track_id", "listen_time"))
+    latest = _q((now + dt.timedelta(days=1)).isoformat(sep=" "))
+    # one aggregate: the copies of each key per file (within-file duplicates) and the per-file counts
+    con.execute(f"""CREATE TABLE keyed AS
+        WITH typed AS (SELECT file, malformed, int_(user_id) AS uid, txt(track_id) AS track, ts_(listen_time) AS ts
+                       FROM ({streams}))
+        SELECT t.file, t.uid, t.track, t.ts, any_value(s.genre) AS genre, any_value(s.duration_ms) AS duration_ms,
+               (malformed OR u.user_id IS NULL OR s.track_id IS NULL OR NOT COALESCE(inrange(t.ts), false)
+                OR t.ts > TIMESTAMP {latest}) AS bad, count(*) AS n
+        FROM typed t LEFT JOIN users u ON t.uid = u.user_id LEFT JOIN songs s ON t.track = s.track_id
+        GROUP BY ALL""")
+    con.execute(f"""CREATE TABLE files AS SELECT file, sum(n) AS rows, sum(CASE WHEN bad THEN n ELSE n - 1 END) AS bad,
+                    sum(n) FILTER (NOT bad) - count(*) FILTER (NOT bad) AS duplicates,
+                    sum(CASE WHEN bad THEN n ELSE n - 1 END) > {args.max_bad_ratio} * sum(n) AS rejected
+                    FROM keyed GROUP BY file""")
+    con.execute("""CREATE TABLE events AS SELECT uid AS user_id, track AS track_id, ts AS listen_time,
+                   CAST(ts AS DATE) AS date, any_value(genre) AS genre, any_value(duration_ms) AS duration_ms
+                   FROM keyed WHERE NOT bad AND file IN (SELECT file FROM files WHERE NOT rejected)
+                   GROUP BY uid, track, ts""")
+    con.execute("DROP TABLE keyed")
+    (args.out / "kpis").mkdir(parents=True, exist_ok=True)
+    con.execute(f"COPY events TO {_q(str(args.out / 'events'))} (FORMAT parquet, PARTITION_BY (date), OVERWRITE)")
+    # averages rounded half up in integer milliseconds, as playcount does
+    con.execute("""CREATE TABLE genre_kpis AS SELECT genre, date, total_streams, unique_users,
+            ((ms + 5 * total_streams) // (10 * total_streams)) / 100 AS avg_listen_time,
+            round(ms / 1000, 3) AS total_listen_time,
+            ((ms + 5 * unique_users) // (10 * unique_users)) / 100 AS avg_listen_time_per_user
+        FROM (SELECT genre, date, count(*) AS total_streams, count(DISTINCT user_id) AS unique_users,
+                     sum(duration_ms) AS ms FROM events GROUP BY genre, date);
+        CREATE TABLE top_songs AS SELECT c.date, c.genre, c.track_id, s.title, s.artist, stream_count, rank,
+                                         CAST(c.date AS VARCHAR) || '#' || c.genre AS "date#genre"
+        FROM (SELECT *, row_number() OVER (PARTITION BY date, genre ORDER BY stream_count DESC, track_id) AS rank
+              FROM (SELECT date, genre, track_id, count(*) AS stream_count FROM events GROUP BY ALL)) c
+        LEFT JOIN songs s ON c.track_id = s.track_id WHERE rank <= 3;
+        CREATE TABLE top_genres AS SELECT date, genre, total_streams, rank FROM (SELECT date, genre, total_streams,
+            row_number() OVER (PARTITION BY date ORDER BY total_streams DESC, genre) AS rank FROM genre_kpis)
+        WHERE rank <= 5""")
+    kpi_rows = {}
+    for name in ("genre_kpis", "top_songs", "top_genres"):
+        con.execute(f"COPY {name} TO {_q(str(args.out / 'kpis' / (name + '.parquet')))} (FORMAT parquet)")
+        kpi_rows[name] = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]  # type: ignore[index]
+    files = {f: {"rows": r, "bad": b, "duplicates": d, "rejected": x}
+             for f, r, b, d, x in con.execute("SELECT * FROM files ORDER BY file").fetchall()}
+    events = con.execute("SELECT count(*) FROM events").fetchone()[0]  # type: ignore[index]
+    print(json.dumps({"files": files, "events": events, "kpi_rows": kpi_rows}, default=int))
+
+
+if __name__ == "__main__":
+    main()
