@@ -29,8 +29,9 @@ import duckdb
 WS = "' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13)"  # what Ibis's strip() trims
 NULL = "\x01"  # the null string: an empty field reads as '', a missing one as NULL
 INT = r"'^\s*[+-]?\d{1,18}\s*$'"
-TS = r"'^\s*(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)\s*(Z|[+-](?:0\d|1[0-4])(?::?[0-5]\d)?)?\s*$'"
-DATE = r"'^\s*(\d{4}-\d{2}-\d{2})(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-](?:0\d|1[0-4])(?::?[0-5]\d)?)?)?\s*$'"
+OFFSET = r"Z|[+-](?:0\d|1[0-4])(?::?[0-5]\d)?"  # one that exists: hours 00-14, minutes 00-59
+TS = rf"'^\s*(\d{{4}}-\d{{2}}-\d{{2}})[T ](\d{{2}}:\d{{2}}(?::\d{{2}}(?:\.\d{{1,6}})?)?)\s*({OFFSET})?\s*$'"
+DATE = rf"'^\s*(\d{{4}}-\d{{2}}-\d{{2}})(?:[T ]\d{{2}}:\d{{2}}(?::\d{{2}}(?:\.\d{{1,9}})?)?(?:{OFFSET})?)?\s*$'"
 MACROS = f"""
 CREATE MACRO txt(s) AS NULLIF(trim(s, {WS}), '');
 CREATE MACRO int_(s) AS CASE WHEN regexp_matches(s, {INT}) THEN TRY_CAST(trim(s, {WS}) AS BIGINT) END;

@@ -43,19 +43,27 @@ def int_(e: pl.Expr) -> pl.Expr:
     return pl.when(e.str.contains(INT)).then(e.str.strip_chars(WS).str.to_integer(strict=False))
 
 
+def wall(s: pl.Expr) -> pl.Expr:
+    """`YYYY-MM-DD HH:MM:SS[.f]` read as DuckDB's cast (playcount's reading) does: `24:00:00` is the next
+    midnight, a second 60 is no time (chrono takes it for a leap second)."""
+    midnight = s.str.contains(r"^\d{4}-\d{2}-\d{2} 24:00:00(?:\.0*)?$")
+    ts = pl.when(midnight).then(s.str.slice(0, 10) + " 00:00:00").otherwise(s).str.to_datetime(
+        "%Y-%m-%d %H:%M:%S%.f", time_unit="us", strict=False)
+    return pl.when(s.str.slice(17, 2) != "60").then(pl.when(midnight).then(ts + pl.duration(days=1)).otherwise(ts))
+
+
 def ts_(e: pl.Expr) -> pl.Expr:
     """UTC timestamp of `YYYY-MM-DD HH:MM:SS` or ISO 8601 with an offset; null otherwise or out of years 1-9999."""
-    plain = e.str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False)
     g = e.str.extract_groups(TS)
     t, o = g.struct["2"], pl.when(g.struct["3"] != "").then(g.struct["3"]).otherwise(pl.lit("Z"))
-    base = (g.struct["1"] + " " + pl.when(t.str.len_bytes() == 5).then(t + ":00").otherwise(t)).str.to_datetime(
-        "%Y-%m-%d %H:%M:%S%.f", strict=False)
+    base = wall(g.struct["1"] + " " + pl.when(t.str.len_bytes() == 5).then(t + ":00").otherwise(t))
     digits = o.str.replace(":", "", literal=True)
     minutes = pl.when(o == "Z").then(0).otherwise(
         pl.when(o.str.starts_with("-")).then(-1).otherwise(1)
-        * (digits.str.slice(1, 2).str.to_integer(strict=False) * 60 + digits.str.slice(3, 2).str.to_integer(strict=False).fill_null(0)))
-    ts = pl.when(e.str.contains(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")).then(plain).otherwise(
-        base.dt.cast_time_unit("us") - pl.duration(minutes=minutes))
+        * (digits.str.slice(1, 2).str.to_integer(strict=False) * 60
+           + digits.str.slice(3, 2).str.to_integer(strict=False).fill_null(0)))
+    ts = pl.when(e.str.contains(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")).then(wall(e)).otherwise(
+        base - pl.duration(minutes=minutes))
     return pl.when(ts.dt.year().is_between(1, 9999)).then(ts)
 
 
