@@ -45,7 +45,8 @@ FLOOR = r"""
 import duckdb, glob, sys, tempfile
 root, out, memory_limit = sys.argv[1:4]
 con = duckdb.connect()
-con.execute(f"SET memory_limit = '{memory_limit}'; SET temp_directory = '{tempfile.mkdtemp()}'")
+con.execute(f"SET memory_limit = '{memory_limit}'; SET temp_directory = '{tempfile.mkdtemp()}'; "
+            "SET enable_progress_bar = false")
 files = sorted(glob.glob(root + '/raw_data/streams/*.csv'))
 cols = {'user_id': 'BIGINT', 'track_id': 'VARCHAR', 'listen_time': 'TIMESTAMP'}
 rel = con.read_csv(files, header=True, columns=cols, sep=',', quotechar='"', escapechar='"', auto_detect=False,
@@ -150,7 +151,7 @@ def measure(name: str, data: Path, args: argparse.Namespace) -> tuple[float, flo
             cmd = [sys.executable, "-c", "from playcount.cli import main; main()", "run", "--root", str(root),
                    "--json", "--engine", engine]
         seconds, rss, stdout = _timed(cmd, env)
-    result = json.loads(stdout) if stdout.strip() else {}
+    result = {} if name == "floor" else json.loads(stdout)
     if name.startswith("playcount") and result.get("status") != "succeeded":
         sys.exit(f"{name}: {result.get('status')}: {result.get('reason')}")
     return seconds, rss, result
