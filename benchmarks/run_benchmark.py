@@ -3,7 +3,7 @@
     python benchmarks/run_benchmark.py                    # 10M events in 10 files, 90k songs, 200k users, 1% bad;
                                                           # both shapes: all events on 1 date, and over 30 dates
     python benchmarks/run_benchmark.py --streams 1M --shape one
-    python benchmarks/run_benchmark.py --repeat 3         # each measurement 3 times, interleaved: the fastest
+    python benchmarks/run_benchmark.py --repeat 3         # 3 rounds of every measurement: the fastest of each
     python benchmarks/run_benchmark.py --engine both      # also playcount on Spark local[2]
     python benchmarks/run_benchmark.py --streams 100M --shape one   # 100M: ~4.5 GB of CSV, generated in ~15 min
 
@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import shutil
 import subprocess
@@ -79,8 +80,8 @@ def _tree_rss(pid: int) -> int:
     return sum(rss.get(p, 0) for p in tree)
 
 
-def _timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS (MiB, the process tree) and stdout of one child process."""
+def _timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str, str]:
+    """Wall seconds, peak RSS (MiB, the process tree), stdout and stderr of one child process."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -101,7 +102,7 @@ def _timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, fl
     # ru_maxrss of children is the largest single process of all children so far: it tells this
     # child's peak only when this child raised it; the samples cover the rest (and process trees)
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return elapsed, max(peak if peak > before else 0, sampled[0]) / 1024, out
+    return elapsed, max(peak if peak > before else 0, sampled[0]) / 1024, out, err
 
 
 def count(text: str) -> int:
@@ -130,8 +131,9 @@ def generate(data: Path, args: argparse.Namespace, days: int) -> None:
     print(f"generated {data} in {time.perf_counter() - started:.1f}s", file=sys.stderr)
 
 
-def measure(name: str, data: Path, args: argparse.Namespace) -> tuple[float, float, dict[str, object]]:
-    """Seconds, peak RSS (MiB) and the JSON the child printed (playcount's report, a peer's summary)."""
+def measure(name: str, data: Path, args: argparse.Namespace) -> tuple[float, float, dict[str, float]]:
+    """Seconds, peak RSS (MiB) and the seconds per step: playcount's stages (its report), a peer's steps
+    (the lines `  1.23s  name` it prints on stderr)."""
     with tempfile.TemporaryDirectory(prefix="playcount-bench-", dir=args.tmp) as tmp:
         out = str(Path(tmp) / "out")
         env = dict(os.environ, PLAYCOUNT_MEMORY_LIMIT=args.memory_limit)
@@ -150,11 +152,14 @@ def measure(name: str, data: Path, args: argparse.Namespace) -> tuple[float, flo
             shutil.copytree(data, root)
             cmd = [sys.executable, "-c", "from playcount.cli import main; main()", "run", "--root", str(root),
                    "--json", "--engine", engine]
-        seconds, rss, stdout = _timed(cmd, env)
-    result = {} if name == "floor" else json.loads(stdout)
-    if name.startswith("playcount") and result.get("status") != "succeeded":
-        sys.exit(f"{name}: {result.get('status')}: {result.get('reason')}")
-    return seconds, rss, result
+        seconds, rss, stdout, stderr = _timed(cmd, env)
+    if not name.startswith("playcount"):
+        found = (re.fullmatch(r"\s*([\d.]+)s  (.+)", line) for line in stderr.splitlines())
+        return seconds, rss, {m[2]: float(m[1]) for m in found if m}
+    report = json.loads(stdout)
+    if report["status"] != "succeeded":
+        sys.exit(f"{name}: {report['status']}: {report['reason']}")
+    return seconds, rss, report["stages"]
 
 
 def main() -> None:
@@ -166,7 +171,7 @@ def main() -> None:
     p.add_argument("--bad-ratio", type=float, default=0.01)
     p.add_argument("--shape", choices=("one", "thirty", "both"), default="both",
                    help="one: all events on 1 date; thirty: over 30 dates in every file")
-    p.add_argument("--repeat", type=int, default=1, help="measure each N times, interleaved; keep the fastest")
+    p.add_argument("--repeat", type=int, default=1, help="measure each N times, round after round; keep the fastest")
     p.add_argument("--memory-limit", default="1GB", help="DuckDB's, for the floor, the DuckDB peer and playcount")
     p.add_argument("--engine", choices=("duckdb", "spark", "both"), default="duckdb",
                    help="playcount's engine; spark: a local[2] session (the `spark` extra)")
@@ -179,17 +184,19 @@ def main() -> None:
     names += {"duckdb": ["playcount"], "spark": ["playcount (Spark local[2])"],
               "both": ["playcount", "playcount (Spark local[2])"]}[args.engine]
     best: dict[tuple[str, str], tuple[float, float]] = {}
-    stages: dict[tuple[str, str], dict[str, float]] = {}  # of the fastest round
-    for shape in shapes:
-        data = data_dir(args.streams, args.files, args.songs, args.users, args.bad_ratio, SHAPES[shape])
+    steps: dict[tuple[str, str], dict[str, float]] = {}  # of the fastest round
+    lakes = {s: data_dir(args.streams, args.files, args.songs, args.users, args.bad_ratio, SHAPES[s]) for s in shapes}
+    for shape, data in lakes.items():
         generate(data, args, SHAPES[shape])
-        for i in range(args.repeat):
+    # round after round over every shape and measurement, so that each sees the machine's moods alike
+    for i in range(args.repeat):
+        for shape, data in lakes.items():
             for name in names:
-                seconds, rss, result = measure(name, data, args)
+                seconds, rss, timings = measure(name, data, args)
                 print(f"# {shape}, {name}, round {i + 1}: {seconds:.1f} s, {rss:,.0f} MiB", file=sys.stderr, flush=True)
                 old = best.get((shape, name))
-                if name.startswith("playcount") and (old is None or seconds < old[0]):
-                    stages[(shape, name)] = result["stages"]  # type: ignore[assignment]
+                if old is None or seconds < old[0]:
+                    steps[(shape, name)] = timings
                 best[(shape, name)] = (min(seconds, old[0]) if old else seconds, max(rss, old[1]) if old else rss)
 
     label = {"one": "1 date", "thirty": "30 dates"}
@@ -209,13 +216,13 @@ def main() -> None:
                     else best[(s, "floor")][0]
                 cells += f" {best[(s, name)][0] / base:.1f}x | |"
             print(f"| {name} / {ref} |{cells}")
-    for name in names[3:]:
-        print(f"\n{name}, seconds per stage (`playcount run --json`, the fastest round):\n")
-        keys = list(stages[(shapes[0], name)])
-        print("| stage |" + "".join(f" {label[s]} |" for s in shapes))
+    for name in names[1:]:
+        what = "stage (`playcount run --json`)" if name.startswith("playcount") else "step (its stderr)"
+        print(f"\n{name}, seconds per {what}, the fastest round:\n")
+        print("| |" + "".join(f" {label[s]} |" for s in shapes))
         print("|---|" + "---|" * len(shapes))
-        for k in keys:
-            print(f"| {k} |" + "".join(f" {stages[(s, name)].get(k, 0):.1f} |" for s in shapes))
+        for k in steps[(shapes[0], name)]:
+            print(f"| {k} |" + "".join(f" {steps[(s, name)].get(k, 0):.1f} |" for s in shapes))
 
 
 if __name__ == "__main__":
