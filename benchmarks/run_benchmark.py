@@ -18,9 +18,11 @@ Two shapes: `one` (every event on one date, `generate --days 1`) and `thirty` (e
 every file, `--days 30`). A landing zone is generated once into benchmarks/data/<size>/ (git-ignored);
 playcount gets a fresh copy for every run, since a run archives what it consumes. Peak RSS is the
 largest resident set of the child and its descendants together (Spark: the Python driver, the JVM and
-its Python workers), sampled every 0.1 s. DuckDB (floor, peer, playcount) runs with the same
-`--memory-limit` (playcount's default, 1GB); Polars has no such setting. The Polars peer needs
-`pip install polars` (not a playcount dependency). Prints a Markdown table.
+its Python workers), sampled every 0.1 s. Before each measurement the benchmark waits until the
+other processes leave the CPUs idle (`--idle`, `--patience`): the machine may be shared. DuckDB
+(floor, peer, playcount) runs with the same `--memory-limit` (playcount's default, 1GB); Polars has no
+such setting. The Polars peer needs `pip install polars` (not a playcount dependency). Prints Markdown
+tables: seconds and peak RSS, the ratios, the peers' steps and playcount's stages.
 """
 
 from __future__ import annotations
@@ -105,6 +107,31 @@ def _timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, fl
     return elapsed, max(peak if peak > before else 0, sampled[0]) / 1024, out, err
 
 
+def _busy(seconds: float = 2.0) -> float:
+    """The share of the machine's CPU time spent busy over `seconds` (Linux /proc/stat; 0 elsewhere)."""
+    def sample() -> tuple[int, int]:
+        try:
+            values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        except OSError:
+            return 0, 0
+        return sum(values), values[3] + values[4]  # total, idle + iowait
+
+    (t0, i0), _, (t1, i1) = sample(), time.sleep(seconds), sample()
+    return 1 - (i1 - i0) / (t1 - t0) if t1 > t0 else 0.0
+
+
+def wait_idle(threshold: float, patience: float) -> float:
+    """Wait (at most `patience` seconds) until other processes use less than `threshold` of the CPUs;
+    returns the share last seen. The machine is shared: a measurement next to someone's test suite
+    takes two to four times as long."""
+    deadline = time.monotonic() + patience
+    busy = _busy()
+    while busy > threshold and time.monotonic() < deadline:
+        time.sleep(5)
+        busy = _busy()
+    return busy
+
+
 def count(text: str) -> int:
     """`10M`, `20k`, `100000000` -> an integer."""
     scale = {"k": 1_000, "m": 1_000_000}.get(text[-1:].lower(), 1)
@@ -176,6 +203,10 @@ def main() -> None:
     p.add_argument("--engine", choices=("duckdb", "spark", "both"), default="duckdb",
                    help="playcount's engine; spark: a local[2] session (the `spark` extra)")
     p.add_argument("--spark-driver-memory", default="4g", help="the local Spark JVM's heap")
+    p.add_argument("--idle", type=float, default=0.3,
+                   help="before each measurement, wait until the other processes use less than this share of the "
+                        "CPUs (1 to never wait)")
+    p.add_argument("--patience", type=float, default=600, help="the longest wait for --idle, seconds")
     p.add_argument("--tmp", help="folder for the outputs and playcount's copy of the lake (default: the system's)")
     args = p.parse_args()
 
@@ -192,8 +223,10 @@ def main() -> None:
     for i in range(args.repeat):
         for shape, data in lakes.items():
             for name in names:
+                busy = wait_idle(args.idle, args.patience)
                 seconds, rss, timings = measure(name, data, args)
-                print(f"# {shape}, {name}, round {i + 1}: {seconds:.1f} s, {rss:,.0f} MiB", file=sys.stderr, flush=True)
+                print(f"# {shape}, {name}, round {i + 1}: {seconds:.1f} s, {rss:,.0f} MiB "
+                      f"(CPUs {busy:.0%} busy before)", file=sys.stderr, flush=True)
                 old = best.get((shape, name))
                 if old is None or seconds < old[0]:
                     steps[(shape, name)] = timings
