@@ -206,7 +206,7 @@ def main() -> None:
     p.add_argument("--idle", type=float, default=0.3,
                    help="before each measurement, wait until the other processes use less than this share of the "
                         "CPUs (1 to never wait)")
-    p.add_argument("--patience", type=float, default=600, help="the longest wait for --idle, seconds")
+    p.add_argument("--patience", type=float, default=120, help="the longest wait for --idle, seconds")
     p.add_argument("--tmp", help="folder for the outputs and playcount's copy of the lake (default: the system's)")
     args = p.parse_args()
 
