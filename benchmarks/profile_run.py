@@ -3,6 +3,7 @@
     python benchmarks/profile_run.py                      # the 10M landing zone of run_benchmark.py
     python benchmarks/profile_run.py --streams 1000000
     python benchmarks/profile_run.py --calls              # also every call in order
+    python benchmarks/profile_run.py --days 30            # the landing zone with events over 30 dates
 
 Uses the landing zone `run_benchmark.py` generated under benchmarks/data/ (run it first), copied
 to a temporary root. Prints the stage durations, then the total seconds of each engine method
@@ -22,6 +23,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from run_benchmark import data_dir  # this folder is on sys.path when run as a script
 
 from playcount.engine import DuckDBEngine
 from playcount.pipeline import open_run, run_pipeline
@@ -51,12 +54,14 @@ def _timed(
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--streams", type=int, default=10_000_000)
-    p.add_argument("--data", type=Path, help="a landing zone (default: run_benchmark.py's for --streams)")
+    p.add_argument("--days", type=int, default=1, help="the landing zone with events over this many dates")
+    p.add_argument("--data", type=Path, help="a landing zone (default: run_benchmark.py's for --streams, --days)")
     p.add_argument("--calls", action="store_true", help="also list every call in order, not only the totals")
     args = p.parse_args()
-    data = args.data or HERE / "data" / f"{args.streams}-10-90000-200000-0.01"
+    data = args.data or data_dir(args.streams, days=args.days)
     if not (data / "raw_data").exists():
-        sys.exit(f"no landing zone at {data}: run benchmarks/run_benchmark.py --streams {args.streams} first")
+        shape = "one" if args.days == 1 else "thirty"
+        sys.exit(f"no landing zone at {data}: run benchmarks/run_benchmark.py --streams {args.streams} --shape {shape}")
     totals: dict[str, float] = collections.defaultdict(float)
     calls: list[tuple[str, float]] = []
     for name in TIMED:
