@@ -4,6 +4,7 @@
     python benchmarks/profile_run.py --streams 1000000
     python benchmarks/profile_run.py --calls              # also every call in order
     python benchmarks/profile_run.py --days 30            # the landing zone with events over 30 dates
+    python benchmarks/profile_run.py --days 30 --set partitioned_write_max_open_files=1000   # a DuckDB setting
 
 Uses the landing zone `run_benchmark.py` generated under benchmarks/data/ (run it first), copied
 to a temporary root. Prints the stage durations, then the total seconds of each engine method
@@ -57,6 +58,9 @@ def main() -> None:
     p.add_argument("--days", type=int, default=1, help="the landing zone with events over this many dates")
     p.add_argument("--data", type=Path, help="a landing zone (default: run_benchmark.py's for --streams, --days)")
     p.add_argument("--calls", action="store_true", help="also list every call in order, not only the totals")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="a DuckDB setting for the run's connection (what-if experiments; repeatable)")
+    p.add_argument("--keep", type=Path, help="leave the lake after the run in this (new) folder, to look into")
     args = p.parse_args()
     data = args.data or data_dir(args.streams, days=args.days)
     if not (data / "raw_data").exists():
@@ -66,12 +70,24 @@ def main() -> None:
     calls: list[tuple[str, float]] = []
     for name in TIMED:
         setattr(DuckDBEngine, name, _timed(totals, calls, name, getattr(DuckDBEngine, name)))
+    if args.set:
+        init = DuckDBEngine.__init__
+
+        def with_settings(self: DuckDBEngine, *a: Any, **kw: Any) -> None:
+            init(self, *a, **kw)
+            for setting in args.set:
+                name, _, value = setting.partition("=")
+                self.db.execute(f"SET {name} = {value}")
+
+        DuckDBEngine.__init__ = with_settings  # type: ignore[method-assign]
     with tempfile.TemporaryDirectory(prefix="playcount-profile-") as tmp:
         root = Path(tmp) / "lake"
         shutil.copytree(data, root)
         started = time.perf_counter()
         report = run_pipeline(open_run(Settings(root=str(root), engine="duckdb")))
         total = time.perf_counter() - started
+        if args.keep:
+            shutil.copytree(root, args.keep)
     print(f"run {report.status} in {total:.1f}s: " + ", ".join(f"{k} {v:.1f}s" for k, v in report.stages.items()))
     for key, seconds in sorted(totals.items(), key=lambda kv: -kv[1]):
         print(f"{seconds:7.2f}s  {key}")

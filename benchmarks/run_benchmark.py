@@ -5,7 +5,8 @@
     python benchmarks/run_benchmark.py --streams 1M --shape one
     python benchmarks/run_benchmark.py --repeat 3         # 3 rounds of every measurement: the fastest of each
     python benchmarks/run_benchmark.py --engine both      # also playcount on Spark local[2]
-    python benchmarks/run_benchmark.py --streams 100M --shape one   # 100M: ~4.5 GB of CSV, generated in ~15 min
+    python benchmarks/run_benchmark.py --streams 100M --shape one   # 100M: 5 GB of CSV, 10-15 min to generate;
+                                                          # the Polars peer then needs about 20 GB
 
 Measured, each in its own process, on the same landing zone:
 

@@ -3,15 +3,16 @@
     python benchmarks/peers/duckdb_peer.py ROOT OUT [--memory-limit 1GB]
 
 Reads ROOT/raw_data/{songs,users,streams}/*.csv; writes OUT/events/date=D/*.parquet (the clean,
-unique events) and OUT/kpis/{genre_kpis,top_songs,top_genres}.parquet; prints a JSON summary
-(rows, clean, bad per stream file, events, KPI rows). The same checks as SPEC §1 and §2: field
-counts, empty values, integers, ranges, dates, timestamps (plain, or ISO 8601 with a real offset,
-converted to UTC; years 1-9999; at most a day ahead), the user and track of a stream among the
-clean users and songs, duplicates (songs and users: the first in file order wins; streams: within
-a file), a file with more than 10% bad rows rejected, each (user_id, track_id, listen_time)
-counted once. Not done: line numbers, reasons, bad-row files, rejected-file moves, warnings, the
-ledger, archive, store, report; records spanning lines; headers beyond the required columns'
-positions. KPIs come from the events in memory, not read back.
+unique events) and OUT/kpis/{genre_kpis,top_songs,top_genres}.parquet; prints a JSON summary (rows,
+bad, duplicates, rejected per stream file; events; KPI rows) and each step's seconds on stderr. The
+same checks as SPEC §1 and §2: field counts, empty values, integers, ranges, dates, timestamps
+(plain, or ISO 8601 with a real offset, converted to UTC; years 1-9999; at most a day ahead), the
+user and track of a stream among the clean users and songs, duplicates (songs and users: the first
+in file order wins; streams: within a file), a file with more than 10% bad rows rejected, each
+(user_id, track_id, listen_time) counted once. Not done: line numbers, reasons, bad-row files,
+rejected-file moves, warnings, the ledger, archive, store, report; records spanning lines; gzip.
+Columns are found by their header names; extra ones are ignored. KPIs come from the events in
+memory, not read back.
 """
 
 from __future__ import annotations
