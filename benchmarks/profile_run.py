@@ -58,8 +58,13 @@ def main() -> None:
     p.add_argument("--days", type=int, default=1, help="the landing zone with events over this many dates")
     p.add_argument("--data", type=Path, help="a landing zone (default: run_benchmark.py's for --streams, --days)")
     p.add_argument("--calls", action="store_true", help="also list every call in order, not only the totals")
-    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                   help="a DuckDB setting for the run's connection (what-if experiments; repeatable)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a DuckDB setting for the run's connection (what-if experiments; repeatable)",
+    )
     p.add_argument("--keep", type=Path, help="leave the lake after the run in this (new) folder, to look into")
     args = p.parse_args()
     data = args.data or data_dir(args.streams, days=args.days)
