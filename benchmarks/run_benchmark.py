@@ -44,6 +44,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 PEERS = HERE / "peers"
 SHAPES = {"one": 1, "thirty": 30}
+DATA = Path(os.environ.get("PLAYCOUNT_BENCH_DATA") or HERE / "data")
+"""Where the generated landing zones live (a 100M one is 5 GB: put it on a disk with room)."""
 
 FLOOR = r"""
 import duckdb, glob, sys, tempfile
@@ -143,8 +145,9 @@ def count(text: str) -> int:
 def data_dir(
     streams: int, files: int = 10, songs: int = 90_000, users: int = 200_000, bad_ratio: float = 0.01, days: int = 1
 ) -> Path:
-    """Where the landing zone of these sizes lives (`profile_run.py` and `lower_bound.py` use it too)."""
-    return HERE / "data" / (f"{streams}-{files}-{songs}-{users}-{bad_ratio}" + (f"-{days}d" if days > 1 else ""))
+    """Where the landing zone of these sizes lives (`profile_run.py` and `lower_bound.py` use it too):
+    under `$PLAYCOUNT_BENCH_DATA`, else `benchmarks/data/`."""
+    return DATA / (f"{streams}-{files}-{songs}-{users}-{bad_ratio}" + (f"-{days}d" if days > 1 else ""))
 
 
 def generate(data: Path, args: argparse.Namespace, days: int) -> None:
