@@ -321,6 +321,12 @@ STREAM_FAILS = [
     (("1", "T1", ""), "listen_time is not a timestamp"),
     (("1", "T1", "2024-06-25"), "listen_time is not a timestamp"),
     (("1", "T1", "2024-06-25 25:00:00"), "listen_time is not a timestamp"),
+    # no engine decides a time that does not exist (DuckDB took 24:00 as the next midnight)
+    (("1", "T1", "2024-06-25 24:00:00"), "listen_time is not a timestamp"),
+    (("1", "T1", "2024-06-25T24:00:00Z"), "listen_time is not a timestamp"),
+    (("1", "T1", "2024-06-25 23:60:00"), "listen_time is not a timestamp"),
+    (("1", "T1", "2024-06-25 23:59:60"), "listen_time is not a timestamp"),
+    (("1", "T1", "2024-06-25T23:59:60+01:00"), "listen_time is not a timestamp"),
     (("1", "T1", "2024-06-26 12:00:01"), "listen_time is more than 1 day after the processing time"),
     (("1", "T1", "2024-06-26T14:00:01+02:00"), "listen_time is more than 1 day after the processing time"),
 ]

@@ -44,8 +44,11 @@ _PLAIN_INT = r"^[+-]?\d{1,18}$"
 #: A UTC offset that exists: hours 00-14, minutes 00-59 (`+99:99` and `+14:60` are not offsets).
 _OFFSET = r"Z|[+-](?:0\d|1[0-4])(?::?[0-5]\d)?"
 _DATE_OR_TS = r"^\s*(\d{4}-\d{2}-\d{2})(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:" + _OFFSET + r")?)?\s*$"
+#: A time of day that exists: hours 00-23, minutes and seconds 00-59. Engines disagree beyond it
+#: (DuckDB reads `24:00:00` as the next midnight, Spark as null), so neither decides.
+_HM = r"(?:[01]\d|2[0-3]):[0-5]\d"
 _TS = (
-    r"^\s*(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)\s*"
+    r"^\s*(\d{4}-\d{2}-\d{2})[T ](" + _HM + r"(?::[0-5]\d(?:\.\d{1,6})?)?)\s*"
     r"(" + _OFFSET + r")?\s*$"
 )
 #: Years 1-9999 only (SPEC §1): engines take year 0 and BC dates, which no Parquet reader,
@@ -116,7 +119,7 @@ def _integer(s: ir.StringValue) -> ir.IntegerValue:
     )
 
 
-_PLAIN_TS = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$"
+_PLAIN_TS = r"^\d{4}-\d{2}-\d{2} " + _HM + r":[0-5]\d$"
 
 
 def _is_plain_timestamp(s: ir.StringValue) -> ir.BooleanValue:
