@@ -23,6 +23,7 @@ LAKE_COMMANDS = {
     "report": [],
     "runs": [],
     "rebuild": [],
+    "replay": [],
 }
 
 
@@ -67,7 +68,7 @@ def test_success_and_a_failed_validation(tmp_path: Path) -> None:
     assert _invoke("run", "--root", str(failed))[0] == 1
 
 
-@pytest.mark.parametrize("command", ["run", "watch"])
+@pytest.mark.parametrize("command", ["run", "watch", "replay", "rebuild"])
 def test_a_held_lock_is_exit_3_and_safe_to_rerun(tmp_path: Path, command: str) -> None:
     root = tiny_lake(tmp_path, {"a.csv": GOOD})
     with RunLock(root / "_playcount/lock", "another-run"):

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pytest
 
 from playcount.kpis import genre_kpis, repeated_keys, song_titles, top_genres, top_songs, unique_events
-from playcount.transform import enrich_streams
+from playcount.transform import events_of, with_songs
 
 D25 = dt.date(2024, 6, 25)
 D26 = dt.date(2024, 6, 26)
@@ -94,7 +94,7 @@ def stream_table(events: list[tuple[Any, ...]]) -> ir.Table:
 
 @pytest.fixture
 def events(songs: ir.Table) -> ir.Table:
-    return unique_events(enrich_streams(stream_table(EVENTS), songs))
+    return with_songs(unique_events(events_of(stream_table(EVENTS))), songs)
 
 
 @pytest.fixture
@@ -106,13 +106,17 @@ def rows(engine: Any, expr: ir.Table) -> list[dict[str, Any]]:
     return engine.to_arrow(expr).to_pylist()
 
 
-def test_enrich_streams_adds_date_song_and_listen_seconds(engine: Any, songs: ir.Table) -> None:
-    got = rows(
-        engine,
-        enrich_streams(stream_table([(1, "R1", ts(13), "s1.csv"), (1, "P2", ts(1, 30, 26), "s2.csv")]), songs).order_by(
-            "track_id"
-        ),
-    )
+def test_events_of_keeps_the_streams_own_fields_and_the_date(engine: Any) -> None:
+    got = rows(engine, events_of(stream_table([(1, "R1", ts(13), "s1.csv"), (1, "P2", ts(1, 30, 26), "s2.csv")])))
+    assert [{k: (v.replace(tzinfo=None) if isinstance(v, dt.datetime) else v) for k, v in r.items()} for r in got] == [
+        {"user_id": 1, "track_id": "R1", "listen_time": ts(13), "date": D25, "_source_file": "s1.csv"},
+        {"user_id": 1, "track_id": "P2", "listen_time": ts(1, 30, 26), "date": D26, "_source_file": "s2.csv"},
+    ]
+
+
+def test_with_songs_adds_genre_and_listen_seconds_from_the_dimension(engine: Any, songs: ir.Table) -> None:
+    events = events_of(stream_table([(1, "R1", ts(13), "s1.csv"), (1, "P2", ts(1, 30, 26), "s2.csv")]))
+    got = rows(engine, with_songs(events, songs).order_by("track_id"))
     assert [{k: (v.replace(tzinfo=None) if isinstance(v, dt.datetime) else v) for k, v in r.items()} for r in got] == [
         {
             "user_id": 1,
@@ -120,9 +124,7 @@ def test_enrich_streams_adds_date_song_and_listen_seconds(engine: Any, songs: ir
             "listen_time": ts(1, 30, 26),
             "date": D26,
             "genre": "pop",
-            "duration_ms": 100_000,
             "listen_seconds": 100.0,
-            "_source_file": "s2.csv",
         },
         {
             "user_id": 1,
@@ -130,15 +132,21 @@ def test_enrich_streams_adds_date_song_and_listen_seconds(engine: Any, songs: ir
             "listen_time": ts(13),
             "date": D25,
             "genre": "rock",
-            "duration_ms": 123_456,
             "listen_seconds": 123.456,
-            "_source_file": "s1.csv",
         },
     ]
 
 
+def test_with_songs_counts_every_event_under_the_tracks_current_genre(engine: Any, songs: ir.Table) -> None:
+    # one track re-labelled between two files of a date: both files' events count under the new genre
+    events = events_of(stream_table([(1, "R1", ts(10), "old.csv"), (2, "R1", ts(11), "new.csv")]))
+    relabelled = songs.mutate(track_genre=ibis.ifelse(songs.track_id == "R1", "jazz", songs.track_genre))
+    got = rows(engine, genre_kpis(with_songs(unique_events(events), relabelled)))
+    assert [(r["genre"], r["date"], r["total_streams"]) for r in got] == [("jazz", D25, 2)]
+
+
 def test_unique_events_counts_an_event_in_two_files_once(engine: Any, songs: ir.Table, events: ir.Table) -> None:
-    assert engine.to_arrow(enrich_streams(stream_table(EVENTS), songs)).num_rows == 14
+    assert engine.to_arrow(events_of(stream_table(EVENTS))).num_rows == 14
     assert engine.to_arrow(events).num_rows == 13
     p1 = rows(engine, events.filter((events.user_id == 1) & (events.track_id == "P1")))
     assert len(p1) == 1
@@ -148,11 +156,12 @@ def test_unique_events_counts_an_event_in_two_files_once(engine: Any, songs: ir.
 def test_unique_events_is_exact_whatever_the_hashes_say(engine: Any, songs: ir.Table, events: ir.Table) -> None:
     # the hash only picks the events that are grouped by their exact key: with every hash marked
     # repeated (as if all collided), the exact grouping alone gives the same 13 events
-    enriched = enrich_streams(stream_table(EVENTS), songs)
-    every_hash = repeated_keys(enriched.union(enriched))
+    stored = events_of(stream_table(EVENTS))
+    every_hash = repeated_keys(stored.union(stored))
     assert engine.to_arrow(every_hash).num_rows == 13
     key = ["user_id", "track_id", "listen_time"]
-    assert rows(engine, unique_events(enriched, every_hash).order_by(key)) == rows(engine, events.order_by(key))
+    got = with_songs(unique_events(stored, every_hash), songs)
+    assert rows(engine, got.order_by(key)) == rows(engine, events.order_by(key))
 
 
 def test_unique_events_three_copies_across_files_and_runs(engine: Any, songs: ir.Table) -> None:
@@ -162,7 +171,7 @@ def test_unique_events_three_copies_across_files_and_runs(engine: Any, songs: ir
         (1, "P1", ts(10), "old.csv"),
         (2, "P1", ts(10), "s1.csv"),
     ]
-    got = rows(engine, unique_events(enrich_streams(stream_table(twice), songs)).order_by("user_id"))
+    got = rows(engine, with_songs(unique_events(events_of(stream_table(twice))), songs).order_by("user_id"))
     assert [(r["user_id"], r["track_id"], r["date"], r["genre"], r["listen_seconds"]) for r in got] == [
         (1, "P1", D25, "pop", 200.0),
         (2, "P1", D25, "pop", 200.0),
@@ -226,7 +235,9 @@ def test_genre_kpis_round_exact_ties_half_up(engine: Any) -> None:
             }
         )
     )
-    events = unique_events(enrich_streams(stream_table([(1, "A", ts(10), "s.csv"), (1, "B", ts(10), "s.csv")]), songs))
+    events = with_songs(
+        unique_events(events_of(stream_table([(1, "A", ts(10), "s.csv"), (1, "B", ts(10), "s.csv")]))), songs
+    )
     got = {r["genre"]: r for r in rows(engine, genre_kpis(events))}
     assert (got["a"]["avg_listen_time"], got["a"]["total_listen_time"], got["a"]["avg_listen_time_per_user"]) == (
         1.01,
@@ -238,7 +249,7 @@ def test_genre_kpis_round_exact_ties_half_up(engine: Any) -> None:
 
 def test_genre_kpis_without_dedup_would_double_count(engine: Any, songs: ir.Table) -> None:
     # guards the test above: the duplicate really is in the input
-    raw = genre_kpis(enrich_streams(stream_table(EVENTS), songs))
+    raw = genre_kpis(with_songs(events_of(stream_table(EVENTS)), songs))
     pop = rows(engine, raw.filter((raw.genre == "pop") & (raw.date == D25)))
     assert pop[0]["total_streams"] == 7
 
@@ -282,8 +293,8 @@ def test_top_songs_ties_order_track_ids_bytewise(engine: Any) -> None:
             }
         )
     )
-    enriched = enrich_streams(stream_table([(1, t, ts(10), "s.csv") for t in ids]), songs)
-    got = rows(engine, top_songs(unique_events(enriched), song_titles(songs), n=4))
+    stored = events_of(stream_table([(1, t, ts(10), "s.csv") for t in ids]))
+    got = rows(engine, top_songs(with_songs(unique_events(stored), songs), song_titles(songs), n=4))
     assert [r["track_id"] for r in got] == ["B1", "a1", "b1", "é1"]
 
 

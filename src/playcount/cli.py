@@ -306,10 +306,11 @@ def rebuild(
     ] = None,
     as_json: AsJson = False,
     store: Store = None,
+    engine: EngineFlag = None,
 ) -> None:
     """Recompute the KPI tables of every date (or the given dates) from the processed events and
     replace them in the KPI store: for a lost or a new store, or after a catalogue change."""
-    settings = _settings(config, root=root, store=_typed(store))
+    settings = _settings(config, root=root, store=_typed(store), engine=engine)
     wanted: list[dt.date] | None = None
     if dates:
         wanted = []
@@ -329,6 +330,32 @@ def rebuild(
         for name, n in report.kpi_rows.items():
             out.print(Text(f"{name}: {n:,} rows"))
     raise typer.Exit(EXIT_OK)
+
+
+@app.command()
+def replay(
+    root: Root = None, config: Config = None, as_json: AsJson = False, store: Store = None, engine: EngineFlag = None
+) -> None:
+    """Take in the landing zone's songs and users files, then re-validate every quarantined stream
+    row (`bad_rows/streams/`) against them: rows that pass now count in the KPIs of their dates,
+    the others stay quarantined with their current reasons. Safe to repeat and to kill."""
+    settings = _settings(config, root=root, store=_typed(store), engine=engine)
+    with _errors("replay"), _Progress(as_json) as show:
+        opened = pipeline.open_run(settings, progress=show)
+        report = pipeline.replay(opened)
+    if as_json:
+        _emit_json(report.model_dump_json(indent=2))
+    else:
+        if report.status != "succeeded":
+            console.print(Text(f"replay failed: {report.reason}"))
+        if report.replay is not None:
+            r = report.replay
+            out.print(Text(f"{r.replayed:,} quarantined row(s) replayed, {r.still_bad:,} still bad"))
+            for rule, n in sorted(r.rules.items(), key=lambda kv: -kv[1]):
+                out.print(Text(f"  still bad: {rule}: {n:,}"))
+            if r.dates:
+                out.print(Text("dates recomputed: " + ", ".join(d.isoformat() for d in r.dates)))
+    raise typer.Exit(EXIT_OK if report.status == "succeeded" else EXIT_FAILED)
 
 
 @app.command()

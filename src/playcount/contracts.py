@@ -85,7 +85,12 @@ class Contract:
     key: tuple[str, ...]
     """Columns whose values must be unique (later occurrences are `duplicate` bad rows)."""
     key_per_file: bool
-    """True: uniqueness is judged within each file; False: over all files of the dataset."""
+    """True: uniqueness is judged within each file; False: over all files of the dataset. Songs
+    and users are unique per file: across the files of a run the last file by name wins per key
+    (the merged dimension, `playcount.dimensions`), so a later file can correct an earlier one."""
+    large: bool = False
+    """Tens of millions of rows (streams): duplicates are found by a key-hash aggregate and a
+    join, not a window sort over every row."""
     rules: tuple[Rule, ...] = field(default=())
     """Every rule a row must pass, in the order its reasons are listed (then `duplicate`)."""
 
@@ -120,7 +125,7 @@ SONGS = Contract(
     ),
     required=("track_id", "track_genre", "duration_ms", "track_name", "artists"),
     key=("track_id",),
-    key_per_file=False,
+    key_per_file=True,
     rules=(
         Rule("track_id_empty", "track_id is empty", lambda t, p: blank(t.track_id)),
         Rule("track_genre_empty", "track_genre is empty", lambda t, p: blank(t.track_genre)),
@@ -156,7 +161,7 @@ USERS = Contract(
     columns=("user_id", "user_name", "user_age", "user_country", "created_at"),
     required=("user_id", "user_age", "created_at", "user_name", "user_country"),
     key=("user_id",),
-    key_per_file=False,
+    key_per_file=True,
     rules=(
         Rule("user_id_type", "user_id is not an integer", lambda t, p: _t(t, "user_id").isnull()),
         Rule("user_age_type", "user_age is not an integer", lambda t, p: _t(t, "user_age").isnull()),
@@ -180,6 +185,7 @@ STREAMS = Contract(
     required=("user_id", "track_id", "listen_time"),
     key=("user_id", "track_id", "listen_time"),
     key_per_file=True,
+    large=True,
     rules=(
         Rule("user_id_type", "user_id is not an integer", lambda t, p: _t(t, "user_id").isnull()),
         # `_known_user` / `_known_track`: the key joined from the clean users / songs (validation)

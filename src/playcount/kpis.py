@@ -1,4 +1,4 @@
-"""The three daily KPI tables of SPEC §3. Pure Ibis: enriched events in, KPI tables out."""
+"""The three daily KPI tables of SPEC §3. Pure Ibis: events with their song in, KPI tables out."""
 
 from __future__ import annotations
 
@@ -36,29 +36,28 @@ def repeated_keys(events: ir.Table) -> ir.Table:
 
 
 def unique_events(events: ir.Table, repeated: ir.Table | None = None) -> ir.Table:
-    """Each (user_id, track_id, listen_time) once, whichever files and runs it came from: the key,
-    `date`, `genre` and `listen_seconds`.
+    """Each (user_id, track_id, listen_time) once, whichever files and runs it came from: the key
+    and `date`.
 
     `repeated` is `repeated_keys(events)` (computed here when not given). Events whose key hash
     occurs once are unique as they are; only the few others are grouped by their exact key, so
-    no ten-million-group aggregate of strings runs and nothing needs materialising. Repeats carry
-    the same song, so taking the minimum of the other columns is deterministic.
+    no ten-million-group aggregate of strings runs and nothing needs materialising. The date
+    follows from the key (listen_time), so taking its minimum is deterministic.
     """
     repeated = repeated_keys(events) if repeated is None else repeated
-    keyed = events.select(*EVENT_KEY, "date", "genre", "listen_seconds", _h=_key_hash(events))
+    keyed = events.select(*EVENT_KEY, "date", _h=_key_hash(events))
     once = keyed.anti_join(repeated, keyed._h == repeated._h).drop("_h")
     maybe = keyed.semi_join(repeated, keyed._h == repeated._h)
-    many = maybe.group_by(list(EVENT_KEY)).aggregate(
-        date=maybe.date.min(), genre=maybe.genre.min(), listen_seconds=maybe.listen_seconds.min()
-    )
+    many = maybe.group_by(list(EVENT_KEY)).aggregate(date=maybe.date.min())
     return once.union(many)
 
 
 def song_titles(songs: ir.Table) -> ir.Table:
-    """Per track of the (clean, so unique by track_id) song catalogue: its `title` and `artist`.
+    """Per track of the songs dimension (one row per track_id): its `title` and `artist`.
 
-    From the current catalogue, not carried by every event: ten million copies of the strings
-    cost a third of the events' write, for the few dozen rows the top songs show.
+    From the dimension, not carried by every event: ten million copies of the strings cost a
+    third of the events' write, for the few dozen rows the top songs show; and a track that left
+    the landing zone's songs file keeps its title (the dimension keeps its last version).
     """
     return songs.select("track_id", title=songs.track_name, artist=songs.artists)
 
@@ -96,7 +95,7 @@ def genre_kpis(events: ir.Table) -> ir.Table:
 def top_songs(events: ir.Table, titles: ir.Table, n: int = 3) -> ir.Table:
     """The top `n` tracks per (date, genre) by stream count desc, ties by track_id asc.
 
-    `events`: `unique_events`; `titles`: `song_titles` (a track missing from it gets null ones).
+    `events`: `with_songs` of the `unique_events`; `titles`: `song_titles` (a track missing from it gets null ones).
     """
     c = events.group_by(["date", "genre", "track_id"]).aggregate(stream_count=events.count())
     rank = ibis.row_number().over(group_by=[c.date, c.genre], order_by=[c.stream_count.desc(), c.track_id.asc()]) + 1

@@ -44,8 +44,11 @@ _PLAIN_INT = r"^[+-]?\d{1,18}$"
 #: A UTC offset that exists: hours 00-14, minutes 00-59 (`+99:99` and `+14:60` are not offsets).
 _OFFSET = r"Z|[+-](?:0\d|1[0-4])(?::?[0-5]\d)?"
 _DATE_OR_TS = r"^\s*(\d{4}-\d{2}-\d{2})(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:" + _OFFSET + r")?)?\s*$"
+#: A time of day that exists: hours 00-23, minutes and seconds 00-59. Engines disagree beyond it
+#: (DuckDB reads `24:00:00` as the next midnight, Spark as null), so neither decides.
+_HM = r"(?:[01]\d|2[0-3]):[0-5]\d"
 _TS = (
-    r"^\s*(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)\s*"
+    r"^\s*(\d{4}-\d{2}-\d{2})[T ](" + _HM + r"(?::[0-5]\d(?:\.\d{1,6})?)?)\s*"
     r"(" + _OFFSET + r")?\s*$"
 )
 #: Years 1-9999 only (SPEC §1): engines take year 0 and BC dates, which no Parquet reader,
@@ -79,9 +82,9 @@ class Checked:
     bad_text: ir.Table
     """The original text of the bad rows (every raw column, `_source_file`, `_line`), for `bad_rows`."""
     before_duplicates: ir.Table | None = None
-    """Keys per file (streams): the persisted rows with `_pre`, every other rule's reasons."""
+    """Large datasets (streams): the persisted rows with `_pre`, every other rule's reasons."""
     duplicates: ir.Table | None = None
-    """Keys per file (streams): `_source_file`, `_line` of the rows marked `duplicate` (a few).
+    """Large datasets (streams): `_source_file`, `_line` of the rows marked `duplicate` (a few).
 
     With these two, the counts and the bad rows need no join of every row with the duplicates
     (`table` is `before_duplicates` with the mark joined on: `clean_rows` takes it).
@@ -116,7 +119,7 @@ def _integer(s: ir.StringValue) -> ir.IntegerValue:
     )
 
 
-_PLAIN_TS = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$"
+_PLAIN_TS = r"^\d{4}-\d{2}-\d{2} " + _HM + r":[0-5]\d$"
 
 
 def _is_plain_timestamp(s: ir.StringValue) -> ir.BooleanValue:
@@ -197,13 +200,13 @@ def _with_duplicates(
     t: ir.Table, contract: Contract, typed_key: list[str], persist: Persist
 ) -> tuple[ir.Table, ir.Table | None, ir.Table | None]:
     """`_reasons` from `_pre` (the other rules' reasons); `duplicate` is judged among rows that
-    pass every other rule. Returns the checked table and, for keys per file, the persisted rows
+    pass every other rule. Returns the checked table and, for large datasets, the persisted rows
     with `_pre` and the duplicate rows (see `Checked`).
 
-    The first such row in file order (file name, then line) is kept. Per-file keys (streams,
+    The first such row in file order (file name, then line) is kept. Large datasets (streams,
     tens of millions of rows) use an aggregate and a join, much cheaper than a window sort.
     """
-    if contract.key_per_file:
+    if contract.large:
         t = persist(_without_raw_text(t))
         keys = [*typed_key, "_source_file"]
         ok = t.filter(t._pre == "")
@@ -227,7 +230,7 @@ def _with_duplicates(
             *[c for c in t.columns if c != "_pre"], "_reasons"
         )
         return table, t, dups
-    group = [t[c] for c in typed_key] + [t._pre == ""]
+    group = [t[c] for c in typed_key] + [t._pre == ""] + ([t._source_file] if contract.key_per_file else [])
     rank = ibis.row_number().over(group_by=group, order_by=[t._source_file, t._line])
     dup = (t._pre == "") & (rank > 0)
     return persist(t.mutate(_reasons=ibis.ifelse(dup, ibis.literal(DUPLICATE), t._pre)).drop("_pre")), None, None

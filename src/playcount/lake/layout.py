@@ -20,8 +20,13 @@ class Layout:
     def landing(self, dataset: str) -> str:
         return self.streams_prefix if dataset == "streams" else f"raw_data/{dataset}"
 
-    def reference(self, dataset: str) -> str:
-        return f"processed_data/{dataset}/{dataset}.parquet"
+    def dimension_dir(self, dataset: str) -> str:
+        return f"processed_data/{dataset}"
+
+    def dimension(self, dataset: str, version: int) -> str:
+        """Version `version` of the merged `songs` or `users` dimension (SPEC §5): each write is a
+        new file, the newest one is the dimension (`songs.parquet`, without a number, is version 0)."""
+        return f"processed_data/{dataset}/{dataset}.v{version:06d}.parquet"
 
     def events(self, date: dt.date, fingerprint: str) -> str:
         return f"processed_data/streams/date={date.isoformat()}/{fingerprint}.parquet"
@@ -35,7 +40,10 @@ class Layout:
         return f"processed_data/{table}/date={date.isoformat()}/{table}.parquet"
 
     def bad_rows(self, dataset: str, run_id: str) -> str:
-        return f"bad_rows/{dataset}/{run_id}.csv"
+        return f"{self.bad_rows_dir(dataset)}/{run_id}.csv"
+
+    def bad_rows_dir(self, dataset: str) -> str:
+        return f"bad_rows/{dataset}"
 
     def rejected(self, run_id: str, name: str) -> str:
         return f"rejected/{run_id}/{name}"

@@ -145,14 +145,42 @@ class ArchiveResult(BaseModel):
     """Stream files that changed after the run read them: withdrawn, left in the landing zone."""
 
 
+class ReplayFile(BaseModel):
+    """What `replay` did with one bad-rows file."""
+
+    path: str
+    rows: int
+    """Quarantined rows it held."""
+    replayed: int
+    """Rows that passed every rule now: events since."""
+    still_bad: int
+    rules: dict[str, int] = Field(default_factory=dict)
+    """Rule -> rows still bad by it (a row may fail several)."""
+    dates: list[dt.date] = Field(default_factory=list)
+    events: list[str] = Field(default_factory=list)
+    """Event files written."""
+
+
+class ReplayResult(BaseModel):
+    """What `replay` did with the quarantine: the sums of its files."""
+
+    replayed: int = 0
+    still_bad: int = 0
+    rules: dict[str, int] = Field(default_factory=dict)
+    dates: list[dt.date] = Field(default_factory=list)
+    """Dates that gained events (their KPIs are recomputed)."""
+    files: list[ReplayFile] = Field(default_factory=list)
+
+
 class RunReport(BaseModel):
     """The run report: printed by `--json`, written to `_playcount/runs/<run-id>.json`."""
 
     run_id: str
     status: RunStatus
     reason: str | None = None
-    kind: Literal["run", "rebuild"] = "run"
-    """What ran: a pipeline run, or a `rebuild` of KPI dates from the processed events."""
+    kind: Literal["run", "rebuild", "replay"] = "run"
+    """What ran: a pipeline run, a `rebuild` of KPI dates from the processed events, or a `replay`
+    of the quarantined stream rows."""
     root: str
     run_date: dt.date
     started_at: dt.datetime
@@ -164,6 +192,8 @@ class RunReport(BaseModel):
     archived: dict[str, str] = Field(default_factory=dict)
     stages: dict[str, float] = Field(default_factory=dict)
     """Stage -> seconds."""
+    replay: ReplayResult | None = None
+    """What a `replay` did (kind `replay` only)."""
 
     def summary(self) -> dict[str, object]:
         streams = [f for f in self.files if f.dataset == "streams"]
@@ -179,4 +209,13 @@ class RunReport(BaseModel):
             "pending_files": [f.name for f in self.files if f.status == FileStatus.PENDING],
             "dates": [d.isoformat() for d in self.dates],
             "kpi_rows": self.kpi_rows,
+            **(
+                {
+                    "replayed": self.replay.replayed,
+                    "still_bad": self.replay.still_bad,
+                    "still_bad_by_rule": self.replay.rules,
+                }
+                if self.replay is not None
+                else {}
+            ),
         }

@@ -22,10 +22,12 @@ from pydantic import BaseModel
 from playcount import kpis as kpi
 from playcount.errors import MissingStoreError, PlaycountError
 from playcount.pipeline.discover import _require_root, discover
+from playcount.pipeline.replay import replay_quarantine
 from playcount.pipeline.results import (
     Discovery,
     FileOutcome,
     FileStatus,
+    ReplayResult,
     RunReport,
     RunStatus,
     TransformResult,
@@ -55,12 +57,13 @@ __all__ = [
     "run_steps",
     "run_pipeline",
     "rebuild",
+    "replay",
     "failure_reason",
 ]
 
 log = logging.getLogger("playcount")
 
-Step = Literal["validate", "transform", "load", "archive", "finish", "rebuild"]
+Step = Literal["validate", "transform", "load", "archive", "finish", "rebuild", "replay"]
 STEPS: dict[Step, tuple[str, ...]] = {
     "validate": ("discover", "validate"),
     "transform": ("transform", "kpis"),
@@ -68,11 +71,14 @@ STEPS: dict[Step, tuple[str, ...]] = {
     "archive": ("archive",),
     "finish": ("finish",),
     "rebuild": ("kpis", "load"),
+    "replay": ("intake", "replay", "kpis", "load"),
 }
 """The steps of a run, in order, and the stages each runs: one Airflow task or Glue job each (the
 Glue load job runs load, archive and finish when it finishes the run); `rebuild` runs the kpis
-and load stages alone, for the dates it is given."""
-STAGES = tuple(stage for step, stages in STEPS.items() if step != "rebuild" for stage in stages)
+and load stages alone, for the dates it is given; `replay` takes in the reference files
+(`intake`: discover and validate them alone), replays the quarantine, then kpis and load for the
+dates that gained events."""
+STAGES = tuple(stage for step, stages in STEPS.items() if step not in ("rebuild", "replay") for stage in stages)
 
 
 class StepFailure(BaseModel):
@@ -108,6 +114,11 @@ def _passed(run: Run) -> bool:
     return val is not None and val.status == ValidationStatus.PASSED
 
 
+def _landing(d: Discovery) -> set[str]:
+    """The fingerprints of every file in the landing zone now."""
+    return {f.fingerprint for f in (*d.new, *d.skipped, *d.pending, *d.unusable, *d.songs, *d.users)}
+
+
 def _stage(run: Run, stage: str, *, status: RunStatus | None, reason: str | None) -> bool:
     """Run one stage; False when the run has nothing more to do after it (nothing new)."""
     if stage == "discover":
@@ -115,8 +126,7 @@ def _stage(run: Run, stage: str, *, status: RunStatus | None, reason: str | None
         clear_stale_staging(run)
         d = discover(run)
         run.save("discover", d)
-        landing = {f.fingerprint for f in (*d.new, *d.skipped, *d.pending, *d.unusable, *d.songs, *d.users)}
-        withdraw_orphans(run, landing)
+        withdraw_orphans(run, _landing(d))
         if d.nothing_to_do:
             # a validation with nothing in it: the later steps of a run in separate processes
             # (Airflow, Glue) then do nothing, and its report says nothing_to_do
@@ -126,6 +136,25 @@ def _stage(run: Run, stage: str, *, status: RunStatus | None, reason: str | None
             return False
     elif stage == "validate":
         validate(run, run.load("discover", Discovery))
+    elif stage == "intake":
+        check_writable(run)
+        clear_stale_staging(run)
+        d = discover(run)
+        withdraw_orphans(
+            run, {f.fingerprint for f in (*d.new, *d.skipped, *d.pending, *d.unusable, *d.songs, *d.users)}
+        )
+        reference = Discovery(
+            new=[],
+            skipped=[],
+            songs=d.songs,
+            users=d.users,
+            pending=[f for f in d.pending if f.dataset != "streams"],
+            unusable=[f for f in d.unusable if f.dataset != "streams"],
+        )
+        validate(run, reference)  # not staged as `discover`: that would make it a run with nothing to do
+    elif stage == "replay":
+        if _passed(run):
+            replay_quarantine(run)
     elif stage == "transform":
         if _passed(run):
             transform(run)
@@ -272,3 +301,30 @@ def rebuild(
             report.kind = "rebuild"
             finish(run, report)
             raise
+
+
+def replay(run: Run, *, after_stage: Callable[[str], None] | None = None) -> RunReport:
+    """Take in the landing zone's reference files, then replay the quarantined stream rows against
+    the dimensions (`pipeline.replay`), recompute the KPIs of the dates that gained events and
+    load them; under the root's lock, like a run. The report's `replay` says how many rows were
+    replayed, how many are still bad and by which rule."""
+    hook = after_stage or (lambda stage: None)
+    _require_root(run)
+    with _lock(run):
+        try:
+            _run_stages(run, "replay", hook)
+            report = _replay_report(run, staged_report(run))
+            finish(run, report)
+            return report
+        except Exception as e:
+            log.exception("replay %s failed", run.run_id)
+            report = _replay_report(run, staged_report(run, RunStatus.FAILED, failure_reason(e)))
+            finish(run, report)
+            raise
+
+
+def _replay_report(run: Run, report: RunReport) -> RunReport:
+    report.kind = "replay"
+    if run.staged("replay"):
+        report.replay = run.load("replay", ReplayResult)
+    return report

@@ -10,10 +10,12 @@ import logging
 from typing import Any
 
 from playcount import kpis as kpi
+from playcount.errors import PlaycountError
 from playcount.notify import Notification, notify_safely
 from playcount.pipeline.discover import (
     _signature,
 )
+from playcount.pipeline.reference import read_dimension
 from playcount.pipeline.results import (
     ArchiveResult,
     Discovery,
@@ -33,7 +35,7 @@ from playcount.pipeline.run import (
 )
 from playcount.report import write_report_safely
 from playcount.stores import KPI_SCHEMAS
-from playcount.transform import enrich_streams
+from playcount.transform import EVENT_COLUMNS, events_of, with_songs
 
 log = logging.getLogger("playcount")
 
@@ -42,21 +44,20 @@ log = logging.getLogger("playcount")
 
 
 def transform(run: Run) -> TransformResult:
-    """Enrich the clean streams (staged, or handed over by `validate` in `run_pipeline`); write one
-    Parquet file per (source file, date)."""
+    """The clean streams (staged, or handed over by `validate` in `run_pipeline`) as events: one
+    Parquet file per (source file, date), of the stream's own fields (`events_of`)."""
     val = run.load("validate", Validation)
     accepted = val.accepted()
     if not accepted:
         result = TransformResult(dates=[], events=0)
         run.save("transform", result)
         return result
-    songs = run.engine.read_parquet([run.storage.uri(run.layout.reference("songs"))])
     handoff, run.handoff = run.handoff or Handoff(), None  # taken once: a retry reads the staging
     streams = handoff.clean_streams
     if streams is None:
         streams = run.engine.read_parquet([run.storage.uri(run.staging("clean_streams.parquet"))])
     # not materialised: the (file, date) parts are written straight from the clean rows
-    events = enrich_streams(streams, songs)
+    events = events_of(streams)
     pairs: list[dict[str, Any]]
     if handoff.clean_parts is not None:  # validate counted them already
         pairs = [{"_source_file": f, "date": d, "n": n} for f, d, n in sorted(handoff.clean_parts)]
@@ -172,7 +173,8 @@ def recompute_stale(run: Run) -> None:
 
 
 def compute_kpis(run: Run) -> KpiResult:
-    """Recompute the three KPI tables for the touched dates, from every event of those dates.
+    """Recompute the three KPI tables for the touched dates, from every event of those dates
+    joined with the current songs dimension (`with_songs`).
 
     The touched dates are the transform's and any stale ones (`Layout.stale_dates`: a withdraw
     that was cut short took events away before their dates were recomputed); a date left with
@@ -193,11 +195,18 @@ def compute_kpis(run: Run) -> KpiResult:
             for d in dates:
                 run.engine.write_parquet(empty, run.storage.prepare(run.layout.kpi(name, d)))
     elif dates:
-        enriched = run.engine.read_parquet(files)
+        stored = run.engine.read_parquet(files)
+        stored = stored.select(*EVENT_COLUMNS)  # older event files also hold their song's fields
         # not materialised: each table below scans the events once, the repeated keys are small
-        repeated = run.engine.materialize(kpi.repeated_keys(enriched), "repeated")
-        events = kpi.unique_events(enriched, repeated)
-        songs = run.engine.read_parquet([run.storage.uri(run.layout.reference("songs"))])
+        repeated = run.engine.materialize(kpi.repeated_keys(stored), "repeated")
+        songs = read_dimension(run, "songs")
+        if songs is None:
+            raise PlaycountError(
+                f"`{run.storage.uri(run.layout.dimension_dir('songs'))}` holds no songs dimension, so the KPIs of "
+                f"{len(dates)} date(s) cannot be computed",
+                fix="run `playcount run` with the songs CSV in the landing zone first",
+            )
+        events = with_songs(kpi.unique_events(stored, repeated), songs)
         titles = kpi.song_titles(songs)
         genres = run.engine.materialize(kpi.genre_kpis(events), "genre_kpis")
         tables = {

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 import ibis
 import ibis.expr.types as ir
 
+from playcount import dimensions
 from playcount import validation as v
 from playcount.contracts import CONTRACTS, Contract
 from playcount.engine import RawRead
@@ -18,6 +19,7 @@ from playcount.errors import SchemaError
 from playcount.pipeline.discover import (
     _signature,
 )
+from playcount.pipeline.reference import read_dimension, write_dimension
 from playcount.pipeline.results import (
     Discovery,
     FileOutcome,
@@ -171,8 +173,9 @@ def _reject(
 def validate(run: Run, discovery: Discovery | None = None, *, dry_run: bool = False) -> Validation:
     """SPEC §1-2 over the reference files and the new stream files.
 
-    Writes bad rows, moves rejected files, writes the clean reference data and stages the clean
-    stream rows for `transform`. With `dry_run`, only reports: writes and moves nothing.
+    Writes bad rows, moves rejected files, upserts the clean reference rows into the merged
+    dimensions (streams are checked against those) and stages the clean stream rows for
+    `transform`. With `dry_run`, only reports: writes and moves nothing.
     `discovery` defaults to this run's saved `discover` result.
     """
     d = discovery or run.load("discover", Discovery)
@@ -240,16 +243,20 @@ def validate(run: Run, discovery: Discovery | None = None, *, dry_run: bool = Fa
                 _reject(run, o)
         files.extend(pending(reason))
         return done(ValidationStatus.FAILED, reason)
-    assert songs.checked is not None and users.checked is not None
-    clean_songs = run.engine.materialize(v.clean_rows(songs.checked), "clean_songs")
-    clean_users = run.engine.materialize(v.clean_rows(users.checked), "clean_users")
-    if not dry_run:
-        for ds, c in (("songs", songs), ("users", users)):
+    dims: dict[str, ir.Table] = {}
+    for ds, c in (("songs", songs), ("users", users)):
+        assert c.checked is not None
+        # the merged dimension (SPEC §5): this run's clean rows upserted into the last version
+        merged = dimensions.merge(v.clean_rows(c.checked), read_dimension(run, ds), ds)
+        dims[ds] = run.engine.materialize(merged, f"dim_{ds}")
+        if not dry_run:
             path = _write_bad_rows(run, ds, c)
             if path:
                 bad_paths[ds] = path
-        for ds, t in (("songs", clean_songs), ("users", clean_users)):
-            run.engine.write_parquet(t, run.storage.prepare(run.layout.reference(ds)))
+            write_dimension(run, ds, dims[ds])
+            written = read_dimension(run, ds)
+            dims[ds] = dims[ds] if written is None else written  # the file: it outlives any cache
+    clean_songs, clean_users = dims["songs"], dims["users"]
 
     streams = _check(
         run,

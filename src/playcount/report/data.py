@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from playcount.lake import Storage
-from playcount.report.record import RunRecord
+from playcount.report.record import ReplayRecord, RunRecord
 from playcount.stores import KpiStore
 
 __all__ = [
@@ -142,6 +142,8 @@ class ReportData:
     stages: list[StageBar]
     root: str
     generated_at: dt.datetime
+    kind: str = "run"
+    replay: ReplayRecord | None = None
 
 
 def glance(r: RunRecord) -> Glance:
@@ -283,4 +285,6 @@ def build(r: RunRecord, storage: Storage, store: KpiStore | None) -> ReportData:
         stages=stage_bars(r),
         root=r.root or storage.root,
         generated_at=dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0),
+        kind=r.kind,
+        replay=r.replay,
     )

@@ -217,10 +217,26 @@ def _stages(d: ReportData) -> str:
     return f'<section id="stages"><h2>Stages</h2>{chart}{_table(["stage", "seconds"], rows, "stages")}{note}</section>'
 
 
+def _replay(d: ReportData) -> str:
+    """What a `replay` did with the quarantine (replays only)."""
+    r = d.replay
+    if r is None:
+        return ""
+    rows = [[_td(rule), _td(_n(n), numeric=True)] for rule, n in sorted(r.rules.items(), key=lambda kv: -kv[1])]
+    still = _table(["still bad by", "rows"], rows, "replay") if rows else ""
+    dates = ", ".join(x.isoformat() for x in r.dates) or "none"
+    return (
+        '<section id="replay"><h2>Replay of the quarantine</h2><dl class="glance">'
+        f'<div><dt>replayed</dt><dd data-key="replayed">{_n(r.replayed)}</dd></div>'
+        f'<div><dt>still bad</dt><dd data-key="still_bad">{_n(r.still_bad)}</dd></div></dl>'
+        f'<p>Dates recomputed: <span data-key="replay_dates">{_e(dates)}</span></p>{still}</section>'
+    )
+
+
 def render(d: ReportData) -> str:
     """The whole page."""
     g = d.glance
-    title = f"playcount run {g.run_id}: {g.status.replace('_', ' ')}"
+    title = f"playcount {d.kind} {g.run_id}: {g.status.replace('_', ' ')}"
     generated = f"{d.generated_at:%Y-%m-%d %H:%M:%S}" if isinstance(d.generated_at, dt.datetime) else ""
     return (
         "<!doctype html>\n"
@@ -229,6 +245,6 @@ def render(d: ReportData) -> str:
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>{_e(title)}</title><style>{_CSS}</style></head><body><main>"
         f'<h1>{_e(title)}</h1><p class="note">lake <code>{_e(d.root)}</code> · page made {generated} UTC</p>'
-        f"{_glance(d)}{_files(d)}{_quality(d)}{_kpis(d.kpis)}{_stages(d)}"
+        f"{_glance(d)}{_replay(d)}{_files(d)}{_quality(d)}{_kpis(d.kpis)}{_stages(d)}"
         "</main></body></html>\n"
     )

@@ -11,7 +11,7 @@ import datetime as dt
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["FileRecord", "RunRecord", "REPORTS", "report_path", "LATEST"]
+__all__ = ["FileRecord", "ReplayRecord", "RunRecord", "REPORTS", "report_path", "LATEST"]
 
 REPORTS = "_playcount/reports"
 LATEST = f"{REPORTS}/latest.html"
@@ -39,6 +39,17 @@ class FileRecord(BaseModel):
     warnings: dict[str, int] = Field(default_factory=dict)
 
 
+class ReplayRecord(BaseModel):
+    """What a `replay` did (the run report's `replay`)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    replayed: int = 0
+    still_bad: int = 0
+    rules: dict[str, int] = Field(default_factory=dict)
+    dates: list[dt.date] = Field(default_factory=list)
+
+
 class RunRecord(BaseModel):
     """One run's report."""
 
@@ -47,6 +58,9 @@ class RunRecord(BaseModel):
     run_id: str
     status: str
     reason: str | None = None
+    kind: str = "run"
+    """run, rebuild or replay."""
+    replay: ReplayRecord | None = None
     root: str = ""
     run_date: dt.date
     started_at: dt.datetime
