@@ -242,6 +242,12 @@ def main() -> None:
         default="duckdb",
         help="playcount's engine; spark: a local[2] session (the `spark` extra)",
     )
+    p.add_argument(
+        "--only",
+        action="append",
+        choices=("floor", "duckdb", "polars", "playcount"),
+        help="measure only these (repeatable; default: all). The ratios need both peers and the floor",
+    )
     p.add_argument("--spark-driver-memory", default="4g", help="the local Spark JVM's heap")
     p.add_argument(
         "--idle",
@@ -261,6 +267,9 @@ def main() -> None:
         "spark": ["playcount (Spark local[2])"],
         "both": ["playcount", "playcount (Spark local[2])"],
     }[args.engine]
+    if args.only:
+        short = {"floor": "floor", "DuckDB peer": "duckdb", "Polars peer": "polars"}
+        names = [n for n in names if short.get(n, "playcount") in args.only]
     best: dict[tuple[str, str], tuple[float, float]] = {}
     steps: dict[tuple[str, str], dict[str, float]] = {}  # of the fastest round
     lakes = {s: data_dir(args.streams, args.files, args.songs, args.users, args.bad_ratio, SHAPES[s]) for s in shapes}
@@ -293,18 +302,14 @@ def main() -> None:
     print("|---|" + "---|---|" * len(shapes))
     for name in names:
         print(f"| {name} |" + "".join(f" {best[(s, name)][0]:.1f} s | {best[(s, name)][1]:,.0f} MiB |" for s in shapes))
-    for name in names[3:]:
-        for ref in ("faster peer", "floor"):
-            cells = ""
-            for s in shapes:
-                base = (
-                    min(best[(s, "DuckDB peer")][0], best[(s, "Polars peer")][0])
-                    if ref == "faster peer"
-                    else best[(s, "floor")][0]
-                )
-                cells += f" {best[(s, name)][0] / base:.1f}x | |"
-            print(f"| {name} / {ref} |{cells}")
-    for name in names[1:]:
+    peers = [n for n in ("DuckDB peer", "Polars peer") if n in names]
+    refs = {"faster peer": peers, "floor": ["floor"] if "floor" in names else []}
+    for name in (n for n in names if n.startswith("playcount")):
+        for ref, of in refs.items():
+            if of:
+                cells = "".join(f" {best[(s, name)][0] / min(best[(s, r)][0] for r in of):.1f}x | |" for s in shapes)
+                print(f"| {name} / {ref} |{cells}")
+    for name in (n for n in names if n != "floor"):
         what = "stage (`playcount run --json`)" if name.startswith("playcount") else "step (its stderr)"
         print(f"\n{name}, seconds per {what}, the fastest round:\n")
         print("| |" + "".join(f" {label[s]} |" for s in shapes))
