@@ -6,7 +6,7 @@
     python benchmarks/profile_run.py --days 30            # the landing zone with events over 30 dates
     python benchmarks/profile_run.py --days 30 --set partitioned_write_max_open_files=1000   # a DuckDB setting
 
-Uses the landing zone `run_benchmark.py` generated under benchmarks/data/ or `$PLAYCOUNT_BENCH_DATA`
+Uses the landing zone `run_benchmark.py` generated under benchmarks/data/ or `$BENCHMARK_DATA`
 (run it first), copied to a temporary root. Prints the stage durations and the peak RSS of the
 process, the engine calls that raised that peak (and to what), then the total seconds of each
 engine method (materialisations by table name), largest first. For a single query, DuckDB's own profiler

@@ -44,7 +44,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 PEERS = HERE / "peers"
 SHAPES = {"one": 1, "thirty": 30}
-DATA = Path(os.environ.get("PLAYCOUNT_BENCH_DATA") or HERE / "data")
+DATA = Path(os.environ.get("BENCHMARK_DATA") or HERE / "data")
 """Where the generated landing zones live (a 100M one is 5 GB: put it on a disk with room)."""
 
 FLOOR = r"""
@@ -146,7 +146,7 @@ def data_dir(
     streams: int, files: int = 10, songs: int = 90_000, users: int = 200_000, bad_ratio: float = 0.01, days: int = 1
 ) -> Path:
     """Where the landing zone of these sizes lives (`profile_run.py` and `lower_bound.py` use it too):
-    under `$PLAYCOUNT_BENCH_DATA`, else `benchmarks/data/`."""
+    under `$BENCHMARK_DATA`, else `benchmarks/data/`."""
     return DATA / (f"{streams}-{files}-{songs}-{users}-{bad_ratio}" + (f"-{days}d" if days > 1 else ""))
 
 
