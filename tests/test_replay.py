@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -253,3 +254,23 @@ def test_replay_waits_for_the_lock_like_a_run(tmp_path: Path) -> None:
     with opened.storage.lock(opened.layout.lock, "holder"), pytest.raises(LockedError, match="holder"):
         pipeline.replay(opened)
     assert len(_quarantine(root)) == 6  # nothing replayed while another run held the root
+
+
+def test_a_bad_rows_file_dropped_back_into_the_landing_zone_is_read_not_a_crash(tmp_path: Path) -> None:
+    # what users did before replay existed: its `_raw`, `_source_file`, `_line`, `_reasons` are
+    # carried renamed (`input_reasons`), its rows checked again like any stream file's
+    root = tiny_lake(tmp_path / "lake", {"a.csv": _good(20) + "1,T4,2024-06-25 12:00:00\n"})
+    assert run_json(root)[0] == 0
+    [bad] = (root / "bad_rows/streams").iterdir()
+    _late(root)
+    shutil.copy(bad, root / "raw_data/streams/again.csv")
+    code, report = run_json(root)
+    assert code == 0, report
+    again = next(f for f in report["files"] if f["name"] == "again.csv")
+    assert (again["status"], again["rows"], again["clean"], again["bad"]) == ("accepted", 1, 1, 0)
+    jazz = [r for r in kpis(root)["genre_kpis"] if r["genre"] == "jazz"]
+    assert [(str(r["date"]), r["total_streams"]) for r in jazz] == [("2024-06-25", 1)]
+    assert _replay(root)["replay"]["replayed"] == 1  # the quarantined copy: the same event, counted once
+    assert [(str(r["date"]), r["total_streams"]) for r in kpis(root)["genre_kpis"] if r["genre"] == "jazz"] == [
+        ("2024-06-25", 1)
+    ]
