@@ -274,3 +274,32 @@ def test_a_bad_rows_file_dropped_back_into_the_landing_zone_is_read_not_a_crash(
     assert [(str(r["date"]), r["total_streams"]) for r in kpis(root)["genre_kpis"] if r["genre"] == "jazz"] == [
         ("2024-06-25", 1)
     ]
+
+
+def test_the_bad_rows_of_a_run_killed_after_validate_are_not_replayed(tmp_path: Path) -> None:
+    """The killed run quarantined a row of a.csv, then the user corrected a.csv: the next run
+    quarantines the corrected row; replay counts that one only, never the one no longer there."""
+    from playcount import pipeline
+    from playcount.settings import load_settings
+
+    wrong, fixed = _good(20) + "1,T4,2024-06-25 11:00:00\n", _good(20) + "1,T4,2024-06-25 11:30:00\n"
+    root = tiny_lake(tmp_path / "lake", {"a.csv": wrong})
+
+    def after(stage: str) -> None:
+        if stage == "validate":
+            raise _Killed
+
+    opened = pipeline.open_run(load_settings(root=str(root)))
+    with pytest.raises(_Killed):
+        pipeline.run_pipeline(opened, after_stage=after)
+    opened.engine.close()
+    write(root / "raw_data/streams/a.csv", "user_id,track_id,listen_time\n" + fixed)
+    assert run_json(root)[0] == 0
+    assert len(list((root / "bad_rows/streams").iterdir())) == 2  # the killed run's, and this one's
+    _late(root)
+    report = _replay(root)
+    assert (report["replay"]["replayed"], len(report["replay"]["ignored"])) == (1, 1)
+    baseline = tiny_lake(tmp_path / "baseline", {"a.csv": fixed})
+    _late(baseline)
+    assert run_json(baseline)[0] == 0
+    assert kpis(root) == kpis(baseline)

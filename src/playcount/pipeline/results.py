@@ -170,6 +170,9 @@ class ReplayResult(BaseModel):
     dates: list[dt.date] = Field(default_factory=list)
     """Dates that gained events (their KPIs are recomputed)."""
     files: list[ReplayFile] = Field(default_factory=list)
+    ignored: list[str] = Field(default_factory=list)
+    """Bad-rows files of runs that did not succeed (killed or failed after validate): not replayed,
+    their files are quarantined anew by the run that takes them."""
 
 
 class RunReport(BaseModel):
