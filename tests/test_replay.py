@@ -150,16 +150,27 @@ def test_a_row_still_bad_keeps_its_current_reasons_only(tmp_path: Path) -> None:
     assert kpis(root) == kpis(_baseline(tmp_path / "baseline"))
 
 
-def test_a_bad_rows_file_edited_by_hand_is_refused_not_truncated(tmp_path: Path) -> None:
+@pytest.mark.parametrize("edit", ["field", "line", "empty", "header"])
+def test_a_bad_rows_file_edited_by_hand_is_refused_not_truncated(tmp_path: Path, edit: str) -> None:
     root = _lake(tmp_path / "lake")
     [first, _] = sorted((root / "bad_rows/streams").iterdir())
     text = first.read_text()
-    first.write_text(text + "1,T4,2024-06-25 12:00:00,oops\n")  # a row with a field too many
+    header, row, *rest = text.splitlines(keepends=True)
+    edited, why = {
+        "field": (text + "1,T4,2024-06-25 12:00:00,oops\n", "wrong number of fields"),  # a field too many
+        "line": (header + row.replace(",a.csv,32,", ",a.csv,three,") + "".join(rest), "is not a line number"),
+        "empty": ("", "empty"),
+        "header": (header, "no data rows"),
+    }[edit]
+    first.write_text(edited)
     _late(root)
     code, out, err = cli("replay", "--root", str(root), "--json")
-    assert code != 0
-    assert first.name in err and "wrong number of fields" in err, err
-    assert first.read_text() == text + "1,T4,2024-06-25 12:00:00,oops\n"
+    assert code == 0, err
+    r = json.loads(out)["replay"]
+    assert list(r["refused"]) == [f"bad_rows/streams/{first.name}"]
+    assert why in r["refused"][f"bad_rows/streams/{first.name}"]
+    assert first.read_text() == edited  # left as it is
+    assert r["replayed"] == 2  # the other file (b.csv's) is replayed all the same
 
 
 class _Killed(BaseException):

@@ -78,7 +78,11 @@ def replay_quarantine(run: Run) -> ReplayResult:
         log.warning("run %s: `%s` is left alone: its run did not succeed", run.run_id, path)
     for n, path in enumerate(paths):
         run.progress("replay", f"bad rows file {n + 1} of {len(paths)}")
-        result.files.append(_replay_file(run, path, songs, users))
+        try:
+            result.files.append(_replay_file(run, path, songs, users))
+        except PlaycountError as e:  # this file only: the others are replayed
+            log.warning("run %s: `%s` is not replayed: %s", run.run_id, path, e)
+            result.refused[path] = str(e)
     dates = sorted({d for f in result.files for d in f.dates})
     result.dates = dates
     for one in result.files:
@@ -110,6 +114,15 @@ def _replay_file(run: Run, path: str, songs: ir.Table, users: ir.Table) -> Repla
     raw_col = cols[-4] if has_raw else None
     originals = cols[: -4 if has_raw else -3]
     rows = int(e.scalar(t.count()))  # type: ignore[call-overload]
+    lines = t[line].strip()
+    not_lines = int(e.scalar((lines.isnull() | ~lines.re_search(r"^[0-9]{1,18}$")).sum()) or 0)  # type: ignore[call-overload]
+    if not_lines:
+        read.release()
+        raise PlaycountError(
+            f"`{run.storage.uri(path)}` has {not_lines} row(s) whose `_line` is not a line number: it was edited by "
+            "hand",
+            fix="restore their `_line` (the row's line in its source file) and replay again",
+        )
     if rows != read.rows:
         read.release()
         raise PlaycountError(
@@ -122,7 +135,7 @@ def _replay_file(run: Run, path: str, songs: ir.Table, users: ir.Table) -> Repla
             *originals,
             **({"_raw": t[raw_col]} if raw_col else {}),
             _source_file=t[source],
-            _line=t[line].cast("int64"),
+            _line=t[line].strip().cast("int64"),
             _prev=t[reasons].fill_null(""),
         ),
         "quarantine",
