@@ -6,9 +6,10 @@
     python benchmarks/profile_run.py --days 30            # the landing zone with events over 30 dates
     python benchmarks/profile_run.py --days 30 --set partitioned_write_max_open_files=1000   # a DuckDB setting
 
-Uses the landing zone `run_benchmark.py` generated under benchmarks/data/ (run it first), copied
-to a temporary root. Prints the stage durations, then the total seconds of each engine method
-(materialisations by table name), largest first. For a single query, DuckDB's own profiler
+Uses the landing zone `run_benchmark.py` generated under benchmarks/data/ or `$BENCHMARK_DATA`
+(run it first), copied to a temporary root. Prints the stage durations and the peak RSS of the
+process, the engine calls that raised that peak (and to what), then the total seconds of each
+engine method (materialisations by table name), largest first. For a single query, DuckDB's own profiler
 (`PRAGMA enable_profiling='json'`) tells which operator costs what.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import collections
 import functools
+import resource
 import shutil
 import sys
 import tempfile
@@ -35,19 +37,31 @@ HERE = Path(__file__).resolve().parent
 TIMED = ("read_csv", "materialize", "write_parquet", "write_parquet_parts", "write_csv", "to_arrow", "read_parquet")
 
 
+def _peak() -> float:
+    """The process's peak resident set so far, MiB (Linux counts ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+raised: dict[str, float] = {}
+"""Per engine call, the peak RSS (MiB) the last call of it that raised the process's peak reached."""
+
+
 def _timed(
     totals: dict[str, float], calls: list[tuple[str, float]], name: str, method: Callable[..., Any]
 ) -> Callable[..., Any]:
     @functools.wraps(method)
     def call(self: DuckDBEngine, *args: Any, **kwargs: Any) -> Any:
-        started = time.perf_counter()
+        started, peak = time.perf_counter(), _peak()
         try:
             return method(self, *args, **kwargs)
         finally:
             prefix = kwargs.get("prefix", args[1] if name == "materialize" and len(args) > 1 else "")
             seconds = time.perf_counter() - started
-            totals[f"{name} {prefix}".strip()] += seconds
-            calls.append((f"{name} {prefix}".strip(), seconds))
+            key = f"{name} {prefix}".strip()
+            totals[key] += seconds
+            calls.append((key, seconds))
+            if _peak() > peak:  # this call raised the process's peak resident set
+                raised[key] = _peak()
 
     return call
 
@@ -93,7 +107,13 @@ def main() -> None:
         total = time.perf_counter() - started
         if args.keep:
             shutil.copytree(root, args.keep)
-    print(f"run {report.status} in {total:.1f}s: " + ", ".join(f"{k} {v:.1f}s" for k, v in report.stages.items()))
+    print(
+        f"run {report.status} in {total:.1f}s, peak RSS {_peak():,.0f} MiB: "
+        + ", ".join(f"{k} {v:.1f}s" for k, v in report.stages.items())
+    )
+    print(
+        "peak RSS raised by: " + ", ".join(f"{k} {v:,.0f} MiB" for k, v in sorted(raised.items(), key=lambda kv: kv[1]))
+    )
     for key, seconds in sorted(totals.items(), key=lambda kv: -kv[1]):
         print(f"{seconds:7.2f}s  {key}")
     if args.calls:

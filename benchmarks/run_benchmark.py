@@ -44,6 +44,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 PEERS = HERE / "peers"
 SHAPES = {"one": 1, "thirty": 30}
+DATA = Path(os.environ.get("BENCHMARK_DATA") or HERE / "data")
+"""Where the generated landing zones live (a 100M one is 5 GB: put it on a disk with room)."""
 
 FLOOR = r"""
 import duckdb, glob, sys, tempfile
@@ -143,8 +145,9 @@ def count(text: str) -> int:
 def data_dir(
     streams: int, files: int = 10, songs: int = 90_000, users: int = 200_000, bad_ratio: float = 0.01, days: int = 1
 ) -> Path:
-    """Where the landing zone of these sizes lives (`profile_run.py` and `lower_bound.py` use it too)."""
-    return HERE / "data" / (f"{streams}-{files}-{songs}-{users}-{bad_ratio}" + (f"-{days}d" if days > 1 else ""))
+    """Where the landing zone of these sizes lives (`profile_run.py` and `lower_bound.py` use it too):
+    under `$BENCHMARK_DATA`, else `benchmarks/data/`."""
+    return DATA / (f"{streams}-{files}-{songs}-{users}-{bad_ratio}" + (f"-{days}d" if days > 1 else ""))
 
 
 def generate(data: Path, args: argparse.Namespace, days: int) -> None:
@@ -239,6 +242,12 @@ def main() -> None:
         default="duckdb",
         help="playcount's engine; spark: a local[2] session (the `spark` extra)",
     )
+    p.add_argument(
+        "--only",
+        action="append",
+        choices=("floor", "duckdb", "polars", "playcount"),
+        help="measure only these (repeatable; default: all). The ratios need both peers and the floor",
+    )
     p.add_argument("--spark-driver-memory", default="4g", help="the local Spark JVM's heap")
     p.add_argument(
         "--idle",
@@ -258,6 +267,9 @@ def main() -> None:
         "spark": ["playcount (Spark local[2])"],
         "both": ["playcount", "playcount (Spark local[2])"],
     }[args.engine]
+    if args.only:
+        short = {"floor": "floor", "DuckDB peer": "duckdb", "Polars peer": "polars"}
+        names = [n for n in names if short.get(n, "playcount") in args.only]
     best: dict[tuple[str, str], tuple[float, float]] = {}
     steps: dict[tuple[str, str], dict[str, float]] = {}  # of the fastest round
     lakes = {s: data_dir(args.streams, args.files, args.songs, args.users, args.bad_ratio, SHAPES[s]) for s in shapes}
@@ -290,18 +302,14 @@ def main() -> None:
     print("|---|" + "---|---|" * len(shapes))
     for name in names:
         print(f"| {name} |" + "".join(f" {best[(s, name)][0]:.1f} s | {best[(s, name)][1]:,.0f} MiB |" for s in shapes))
-    for name in names[3:]:
-        for ref in ("faster peer", "floor"):
-            cells = ""
-            for s in shapes:
-                base = (
-                    min(best[(s, "DuckDB peer")][0], best[(s, "Polars peer")][0])
-                    if ref == "faster peer"
-                    else best[(s, "floor")][0]
-                )
-                cells += f" {best[(s, name)][0] / base:.1f}x | |"
-            print(f"| {name} / {ref} |{cells}")
-    for name in names[1:]:
+    peers = [n for n in ("DuckDB peer", "Polars peer") if n in names]
+    refs = {"faster peer": peers, "floor": ["floor"] if "floor" in names else []}
+    for name in (n for n in names if n.startswith("playcount")):
+        for ref, of in refs.items():
+            if of:
+                cells = "".join(f" {best[(s, name)][0] / min(best[(s, r)][0] for r in of):.1f}x | |" for s in shapes)
+                print(f"| {name} / {ref} |{cells}")
+    for name in (n for n in names if n != "floor"):
         what = "stage (`playcount run --json`)" if name.startswith("playcount") else "step (its stderr)"
         print(f"\n{name}, seconds per {what}, the fastest round:\n")
         print("| |" + "".join(f" {label[s]} |" for s in shapes))

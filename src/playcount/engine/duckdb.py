@@ -56,6 +56,15 @@ _NULL = "\x01\x02playcount-null\x02\x01"
 and a null marks a field that is missing (a short row, padded)."""
 
 
+_MAX_PARTS = 1000
+"""Parts written by one partitioned `COPY`: each is an open file until the write ends."""
+
+
+def _open_files(current: int, parts: int) -> int:
+    """`partitioned_write_max_open_files` for a write of `parts` parts: all of them open at once."""
+    return max(current, parts + 1)
+
+
 def _ident(column: str) -> str:
     return column.replace('"', '""')
 
@@ -141,24 +150,37 @@ class DuckDBEngine:
         self.db.execute(f"COPY ({sql}) TO {_sql_str(uri)} (FORMAT csv, HEADER, QUOTE '\"', ESCAPE '\"')")
 
     def write_parquet_parts(self, expr: ir.Table, by: tuple[str, ...], parts: dict[tuple[Any, ...], str]) -> None:
-        """Local files: one partitioned write (a single pass over `expr`), each part then renamed
-        into place. A filtered write per part would scan all of `expr` once per part: string
-        statistics (8-byte prefixes) cannot skip `streams_001.csv` while looking for `..._002.csv`."""
+        """Local files: one partitioned write per group of at most `_MAX_PARTS` parts (a single pass
+        over `expr` for every part of the group), each part then renamed into place. A filtered
+        write per part would scan all of `expr` once per part: string statistics (8-byte prefixes)
+        cannot skip `streams_001.csv` while looking for `..._002.csv`.
+
+        DuckDB keeps at most `partitioned_write_max_open_files` files open in a partitioned write
+        and starts another file for a partition it had to close: the setting is raised to the
+        group's size for the write, so each part is one file. Should a part still come out as
+        several files, they are merged into one (a read of that part's files only, not of `expr`);
+        a part without rows gets an empty file."""
         uris = list(parts.values())
         if len(parts) < 2 or any("://" in u for u in uris):
             write_parts_one_by_one(self, expr, by, parts)
             return
         keys = list(parts)
+        for start in range(0, len(keys), _MAX_PARTS):
+            self._write_part_group(expr, by, {k: parts[k] for k in keys[start : start + _MAX_PARTS]})
+
+    def _write_part_group(self, expr: ir.Table, by: tuple[str, ...], parts: dict[tuple[Any, ...], str]) -> None:
+        keys, uris = list(parts), list(parts.values())
         index = self.from_arrow(
             pa.table({**{f"_k{i}": [k[i] for k in keys] for i in range(len(by))}, "_pc_part": list(range(len(keys)))}),
             "parts",
         )
+        sql = ibis.to_sql(expr, dialect="duckdb")
         on = " AND ".join(f'e."{c}" = i._k{n}' for n, c in enumerate(by))
-        tagged = (
-            f"SELECT e.*, i._pc_part FROM ({ibis.to_sql(expr, dialect='duckdb')}) e JOIN {index.get_name()} i ON {on}"
-        )
+        tagged = f"SELECT e.*, i._pc_part FROM ({sql}) e JOIN {index.get_name()} i ON {on}"
         tmp = tempfile.mkdtemp(prefix=".playcount-parts-", dir=os.path.commonpath([os.path.dirname(u) for u in uris]))
+        (before,) = self.db.execute("SELECT current_setting('partitioned_write_max_open_files')").fetchone()  # type: ignore[misc]
         try:
+            self.db.execute(f"SET partitioned_write_max_open_files = {_open_files(int(before), len(keys))}")
             self.db.execute(
                 f"COPY ({tagged}) TO {_sql_str(tmp)} (FORMAT parquet, PARTITION_BY (_pc_part), OVERWRITE_OR_IGNORE)"
             )
@@ -168,10 +190,21 @@ class DuckDBEngine:
                 files = [os.path.join(folder, n) for n in names]
                 if len(files) == 1:
                     os.replace(files[0], parts[key])
-                else:  # no rows (no file), or split into several: one file, as every part is
-                    write_parts_one_by_one(self, expr, by, {key: parts[key]})
+                elif files:  # split into several: merged into one, as every part is
+                    self._merge_parquet(files, parts[key])
+                else:  # no rows: an empty file with the columns
+                    self.db.execute(f"COPY (SELECT * FROM ({sql}) LIMIT 0) TO {_sql_str(parts[key])} (FORMAT parquet)")
         finally:
+            self.db.execute(f"SET partitioned_write_max_open_files = {int(before)}")
+            self.db.execute(f"DROP TABLE IF EXISTS {index.get_name()}")
             shutil.rmtree(tmp, ignore_errors=True)
+
+    def _merge_parquet(self, files: list[str], uri: str) -> None:
+        """The rows of Parquet `files` (of one partition folder) as the one file `uri`."""
+        listed = "[" + ", ".join(_sql_str(duckdb_literal(f)) for f in files) + "]"
+        self.db.execute(
+            f"COPY (SELECT * FROM read_parquet({listed}, hive_partitioning=false)) TO {_sql_str(uri)} (FORMAT parquet)"
+        )
 
     def read_parquet(self, uris: list[str]) -> ir.Table:
         files = "[" + ", ".join(_sql_str(duckdb_literal(u)) for u in uris) + "]"

@@ -11,6 +11,7 @@ from typing import Any
 
 from playcount import kpis as kpi
 from playcount.errors import PlaycountError
+from playcount.lake import FileInfo
 from playcount.notify import Notification, notify_safely
 from playcount.pipeline.discover import (
     _signature,
@@ -172,9 +173,32 @@ def recompute_stale(run: Run) -> None:
     load(run)
 
 
+KPI_PIECE_BYTES = 256 * 2**20
+"""The event Parquet the KPIs of one piece of dates read at most (a date holding more is a piece of
+its own): every aggregate then stays within the engine's memory, however many dates a run touches.
+10M events are about 300 MB of Parquet; 256 MiB kept the KPIs of 100M events over 30 dates
+within DuckDB's default 1GB (one piece of all 30 dates ran out of memory)."""
+
+
+def _kpi_pieces(listed: dict[dt.date, list[FileInfo]]) -> list[list[dt.date]]:
+    """The dates in order, in runs of dates whose event files add up to at most
+    `KPI_PIECE_BYTES`. An event's key fixes its date, so the KPIs of each piece are those of all
+    the dates: no event is counted in two pieces, no repeat is missed across them."""
+    pieces: list[list[dt.date]] = []
+    size = 0
+    for d, files in listed.items():
+        bytes_ = sum(f.size for f in files)
+        if not pieces or size + bytes_ > KPI_PIECE_BYTES:
+            pieces.append([])
+            size = 0
+        pieces[-1].append(d)
+        size += bytes_
+    return pieces
+
+
 def compute_kpis(run: Run) -> KpiResult:
     """Recompute the three KPI tables for the touched dates, from every event of those dates
-    joined with the current songs dimension (`with_songs`).
+    joined with the current songs dimension (`with_songs`), in pieces of dates (`_kpi_pieces`).
 
     The touched dates are the transform's and any stale ones (`Layout.stale_dates`: a withdraw
     that was cut short took events away before their dates were recomputed); a date left with
@@ -183,29 +207,27 @@ def compute_kpis(run: Run) -> KpiResult:
     _drop_withdrawn_events(run)
     dates = sorted(set(tr.dates) | _stale_dates(run))
     rows: dict[str, int] = dict.fromkeys(kpi.KPI_TABLES, 0)
-    files = [
-        run.storage.uri(f.path)
-        for d in dates
-        for f in run.storage.list(run.layout.events_dir(d))
-        if f.name.endswith(".parquet")
-    ]
-    if dates and not files:
-        for name in kpi.KPI_TABLES:
-            empty = run.engine.from_arrow(KPI_SCHEMAS[name].empty_table(), name)
-            for d in dates:
-                run.engine.write_parquet(empty, run.storage.prepare(run.layout.kpi(name, d)))
-    elif dates:
+    listed = {d: [f for f in run.storage.list(run.layout.events_dir(d)) if f.name.endswith(".parquet")] for d in dates}
+    songs = read_dimension(run, "songs") if any(listed.values()) else None
+    if songs is None and any(listed.values()):
+        raise PlaycountError(
+            f"`{run.storage.uri(run.layout.dimension_dir('songs'))}` holds no songs dimension, so the KPIs of "
+            f"{len(dates)} date(s) cannot be computed",
+            fix="run `playcount run` with the songs CSV in the landing zone first",
+        )
+    for piece in _kpi_pieces(listed):
+        files = [run.storage.uri(f.path) for d in piece for f in listed[d]]
+        if not files:
+            for name in kpi.KPI_TABLES:
+                empty = run.engine.from_arrow(KPI_SCHEMAS[name].empty_table(), name)
+                for d in piece:
+                    run.engine.write_parquet(empty, run.storage.prepare(run.layout.kpi(name, d)))
+            continue
+        assert songs is not None
         stored = run.engine.read_parquet(files)
         stored = stored.select(*EVENT_COLUMNS)  # older event files also hold their song's fields
         # not materialised: each table below scans the events once, the repeated keys are small
         repeated = run.engine.materialize(kpi.repeated_keys(stored), "repeated")
-        songs = read_dimension(run, "songs")
-        if songs is None:
-            raise PlaycountError(
-                f"`{run.storage.uri(run.layout.dimension_dir('songs'))}` holds no songs dimension, so the KPIs of "
-                f"{len(dates)} date(s) cannot be computed",
-                fix="run `playcount run` with the songs CSV in the landing zone first",
-            )
         events = with_songs(kpi.unique_events(stored, repeated), songs)
         titles = kpi.song_titles(songs)
         genres = run.engine.materialize(kpi.genre_kpis(events), "genre_kpis")
@@ -216,10 +238,10 @@ def compute_kpis(run: Run) -> KpiResult:
         }
         for name, t in tables.items():
             t = run.engine.materialize(t, name)
-            for d in dates:
+            for d in piece:
                 part = t.filter(t.date == d)
                 run.engine.write_parquet(part, run.storage.prepare(run.layout.kpi(name, d)))
-            rows[name] = int(run.engine.scalar(t.count()))  # type: ignore[call-overload]
+            rows[name] += int(run.engine.scalar(t.count()))  # type: ignore[call-overload]
     result = KpiResult(dates=dates, rows=rows)
     run.save("kpis", result)
     run.progress("kpis", ", ".join(f"{k}: {n}" for k, n in rows.items()))
