@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -149,16 +150,27 @@ def test_a_row_still_bad_keeps_its_current_reasons_only(tmp_path: Path) -> None:
     assert kpis(root) == kpis(_baseline(tmp_path / "baseline"))
 
 
-def test_a_bad_rows_file_edited_by_hand_is_refused_not_truncated(tmp_path: Path) -> None:
+@pytest.mark.parametrize("edit", ["field", "line", "empty", "header"])
+def test_a_bad_rows_file_edited_by_hand_is_refused_not_truncated(tmp_path: Path, edit: str) -> None:
     root = _lake(tmp_path / "lake")
     [first, _] = sorted((root / "bad_rows/streams").iterdir())
     text = first.read_text()
-    first.write_text(text + "1,T4,2024-06-25 12:00:00,oops\n")  # a row with a field too many
+    header, row, *rest = text.splitlines(keepends=True)
+    edited, why = {
+        "field": (text + "1,T4,2024-06-25 12:00:00,oops\n", "wrong number of fields"),  # a field too many
+        "line": (header + row.replace(",a.csv,32,", ",a.csv,three,") + "".join(rest), "is not a line number"),
+        "empty": ("", "empty"),
+        "header": (header, "no data rows"),
+    }[edit]
+    first.write_text(edited)
     _late(root)
     code, out, err = cli("replay", "--root", str(root), "--json")
-    assert code != 0
-    assert first.name in err and "wrong number of fields" in err, err
-    assert first.read_text() == text + "1,T4,2024-06-25 12:00:00,oops\n"
+    assert code == 0, err
+    r = json.loads(out)["replay"]
+    assert list(r["refused"]) == [f"bad_rows/streams/{first.name}"]
+    assert why in r["refused"][f"bad_rows/streams/{first.name}"]
+    assert first.read_text() == edited  # left as it is
+    assert r["replayed"] == 2  # the other file (b.csv's) is replayed all the same
 
 
 class _Killed(BaseException):
@@ -253,3 +265,52 @@ def test_replay_waits_for_the_lock_like_a_run(tmp_path: Path) -> None:
     with opened.storage.lock(opened.layout.lock, "holder"), pytest.raises(LockedError, match="holder"):
         pipeline.replay(opened)
     assert len(_quarantine(root)) == 6  # nothing replayed while another run held the root
+
+
+def test_a_bad_rows_file_dropped_back_into_the_landing_zone_is_read_not_a_crash(tmp_path: Path) -> None:
+    # what users did before replay existed: its `_raw`, `_source_file`, `_line`, `_reasons` are
+    # carried renamed (`input_reasons`), its rows checked again like any stream file's
+    root = tiny_lake(tmp_path / "lake", {"a.csv": _good(20) + "1,T4,2024-06-25 12:00:00\n"})
+    assert run_json(root)[0] == 0
+    [bad] = (root / "bad_rows/streams").iterdir()
+    _late(root)
+    shutil.copy(bad, root / "raw_data/streams/again.csv")
+    code, report = run_json(root)
+    assert code == 0, report
+    again = next(f for f in report["files"] if f["name"] == "again.csv")
+    assert (again["status"], again["rows"], again["clean"], again["bad"]) == ("accepted", 1, 1, 0)
+    jazz = [r for r in kpis(root)["genre_kpis"] if r["genre"] == "jazz"]
+    assert [(str(r["date"]), r["total_streams"]) for r in jazz] == [("2024-06-25", 1)]
+    assert _replay(root)["replay"]["replayed"] == 1  # the quarantined copy: the same event, counted once
+    assert [(str(r["date"]), r["total_streams"]) for r in kpis(root)["genre_kpis"] if r["genre"] == "jazz"] == [
+        ("2024-06-25", 1)
+    ]
+
+
+def test_the_bad_rows_of_a_run_killed_after_validate_are_not_replayed(tmp_path: Path) -> None:
+    """The killed run quarantined a row of a.csv, then the user corrected a.csv: the next run
+    quarantines the corrected row; replay counts that one only, never the one no longer there."""
+    from playcount import pipeline
+    from playcount.settings import load_settings
+
+    wrong, fixed = _good(20) + "1,T4,2024-06-25 11:00:00\n", _good(20) + "1,T4,2024-06-25 11:30:00\n"
+    root = tiny_lake(tmp_path / "lake", {"a.csv": wrong})
+
+    def after(stage: str) -> None:
+        if stage == "validate":
+            raise _Killed
+
+    opened = pipeline.open_run(load_settings(root=str(root)))
+    with pytest.raises(_Killed):
+        pipeline.run_pipeline(opened, after_stage=after)
+    opened.engine.close()
+    write(root / "raw_data/streams/a.csv", "user_id,track_id,listen_time\n" + fixed)
+    assert run_json(root)[0] == 0
+    assert len(list((root / "bad_rows/streams").iterdir())) == 2  # the killed run's, and this one's
+    _late(root)
+    report = _replay(root)
+    assert (report["replay"]["replayed"], len(report["replay"]["ignored"])) == (1, 1)
+    baseline = tiny_lake(tmp_path / "baseline", {"a.csv": fixed})
+    _late(baseline)
+    assert run_json(baseline)[0] == 0
+    assert kpis(root) == kpis(baseline)

@@ -355,6 +355,10 @@ def replay(
                 out.print(Text(f"  still bad: {rule}: {n:,}"))
             if r.dates:
                 out.print(Text("dates recomputed: " + ", ".join(d.isoformat() for d in r.dates)))
+            for path, why in r.refused.items():
+                console.print(Text(f"not replayed: {path}: {why}", style="red"))
+            if r.ignored:
+                out.print(Text(f"left alone (their runs did not succeed): {', '.join(r.ignored)}"))
     raise typer.Exit(EXIT_OK if report.status == "succeeded" else EXIT_FAILED)
 
 

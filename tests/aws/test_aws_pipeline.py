@@ -415,3 +415,40 @@ def test_an_s3_root_with_a_question_mark_is_a_settings_error_and_a_file_with_one
     }
     rows = pipeline.open_run(settings).store.read("genre_kpis").to_pylist()
     assert sorted((r["genre"], r["total_streams"]) for r in rows) == [("pop", 1), ("rock", 2)]
+
+
+def test_replay_on_s3_with_dynamodb_counts_a_late_track_once(
+    aws: Aws, infra: BootstrapResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stream of a track that arrives a day late, quarantined on S3, replayed into DynamoDB; a
+    second replay changes nothing."""
+    _tiny(aws)
+    s3 = aws.client("s3")
+    good = "".join(f"{1 + i % 2},T{1 + i % 2},2024-06-25 12:{i:02d}:00\n" for i in range(20))
+    late = "user_id,track_id,listen_time\n" + good + "1,T3,2024-06-26 10:00:00\n"
+    s3.put_object(Bucket=BUCKET, Key="lake/raw_data/streams/b.csv", Body=late.encode())
+    monkeypatch.setenv("PLAYCOUNT_STORE__TABLE_PREFIX", TABLE_PREFIX)
+    flags = ("--root", infra.root, "--store", "dynamodb", "--json")
+    code, out, err = cli("run", *flags)
+    assert code == 0, err
+    [bad] = [k for k in keys(aws, BUCKET, "lake/bad_rows/streams/")]
+    assert body(aws, BUCKET, bad).decode().splitlines()[1:] == ["1,T3,2024-06-26 10:00:00,,b.csv,22,unknown track_id"]
+    genres = {(r["date"], r["genre"]) for r in _cli_kpis(infra.root, "--store", "dynamodb")["genres"]}
+    assert ("2024-06-26", "jazz") not in genres
+    s3.put_object(
+        Bucket=BUCKET,
+        Key="lake/raw_data/songs/songs_late.csv",
+        Body=b"track_id,artists,album_name,track_name,duration_ms,track_genre\nT3,Cy,C,Three,300000,jazz\n",
+    )
+    code, out, err = cli("replay", *flags)
+    assert code == 0, err
+    replay = json.loads(out)["replay"]
+    assert (replay["replayed"], replay["still_bad"], replay["dates"]) == (1, 0, ["2024-06-26"])
+    assert keys(aws, BUCKET, "lake/bad_rows/streams/") == []
+    assert any(k.endswith(".parquet") and "/replay-" in k for k in keys(aws, BUCKET, "lake/processed_data/streams/"))
+    [row] = [r for r in _cli_kpis(infra.root, "--store", "dynamodb")["genres"] if r["date"] == "2024-06-26"]
+    assert (row["genre"], row["total_streams"], row["total_listen_time"]) == ("jazz", 1, 300.0)
+    code, out, err = cli("replay", *flags)
+    assert (code, json.loads(out)["replay"]["replayed"]) == (0, 0), err
+    [again] = [r for r in _cli_kpis(infra.root, "--store", "dynamodb")["genres"] if r["date"] == "2024-06-26"]
+    assert again == row

@@ -18,6 +18,7 @@ occurrence counts already) are kept as they are: no reference data can change wh
 
 from __future__ import annotations
 
+import json
 import logging
 
 import ibis
@@ -40,14 +41,22 @@ log = logging.getLogger("playcount")
 _META = ("_source_file", "_line", "_reasons")
 
 
-def quarantine_files(run: Run) -> list[str]:
-    """The stream bad-rows files, oldest run first."""
+def quarantine_files(run: Run) -> tuple[list[str], list[str]]:
+    """The stream bad-rows files to replay, oldest run first, and those left alone: a file is
+    replayed only when its run succeeded (`_playcount/runs/<run-id>.json`). A run that was killed
+    or failed after validate wrote bad rows for files it never finished: those files are read
+    again by the next run (which quarantines their rows anew) or were corrected meanwhile, so
+    replaying its rows would count what is no longer, or twice."""
     folder = run.layout.bad_rows_dir("streams")
-    return sorted(
-        f.path
-        for f in run.storage.list(folder)
-        if f.name.endswith(".csv") and not f.name.startswith(("_", ".")) and f.path == f"{folder}/{f.name}"
-    )
+    replayed: list[str] = []
+    ignored: list[str] = []
+    for f in sorted(run.storage.list(folder), key=lambda f: f.path):
+        if not f.name.endswith(".csv") or f.name.startswith(("_", ".")) or f.path != f"{folder}/{f.name}":
+            continue
+        report = run.layout.run_report(f.name.removesuffix(".csv"))
+        ok = run.storage.exists(report) and json.loads(run.storage.read_bytes(report)).get("status") == "succeeded"
+        (replayed if ok else ignored).append(f.path)
+    return replayed, ignored
 
 
 def replay_quarantine(run: Run) -> ReplayResult:
@@ -63,11 +72,17 @@ def replay_quarantine(run: Run) -> ReplayResult:
     for f in run.storage.list(folder):  # what a replay killed while replacing a file left aside
         if f.name.startswith("_replaying-") and f.path == f"{folder}/{f.name}":
             run.storage.delete(f.path)
-    result = ReplayResult()
-    paths = quarantine_files(run)
+    paths, ignored = quarantine_files(run)
+    result = ReplayResult(ignored=ignored)
+    for path in ignored:
+        log.warning("run %s: `%s` is left alone: its run did not succeed", run.run_id, path)
     for n, path in enumerate(paths):
         run.progress("replay", f"bad rows file {n + 1} of {len(paths)}")
-        result.files.append(_replay_file(run, path, songs, users))
+        try:
+            result.files.append(_replay_file(run, path, songs, users))
+        except PlaycountError as e:  # this file only: the others are replayed
+            log.warning("run %s: `%s` is not replayed: %s", run.run_id, path, e)
+            result.refused[path] = str(e)
     dates = sorted({d for f in result.files for d in f.dates})
     result.dates = dates
     for one in result.files:
@@ -99,6 +114,15 @@ def _replay_file(run: Run, path: str, songs: ir.Table, users: ir.Table) -> Repla
     raw_col = cols[-4] if has_raw else None
     originals = cols[: -4 if has_raw else -3]
     rows = int(e.scalar(t.count()))  # type: ignore[call-overload]
+    lines = t[line].strip()
+    not_lines = int(e.scalar((lines.isnull() | ~lines.re_search(r"^[0-9]{1,18}$")).sum()) or 0)  # type: ignore[call-overload]
+    if not_lines:
+        read.release()
+        raise PlaycountError(
+            f"`{run.storage.uri(path)}` has {not_lines} row(s) whose `_line` is not a line number: it was edited by "
+            "hand",
+            fix="restore their `_line` (the row's line in its source file) and replay again",
+        )
     if rows != read.rows:
         read.release()
         raise PlaycountError(
@@ -111,7 +135,7 @@ def _replay_file(run: Run, path: str, songs: ir.Table, users: ir.Table) -> Repla
             *originals,
             **({"_raw": t[raw_col]} if raw_col else {}),
             _source_file=t[source],
-            _line=t[line].cast("int64"),
+            _line=t[line].strip().cast("int64"),
             _prev=t[reasons].fill_null(""),
         ),
         "quarantine",

@@ -170,6 +170,11 @@ class ReplayResult(BaseModel):
     dates: list[dt.date] = Field(default_factory=list)
     """Dates that gained events (their KPIs are recomputed)."""
     files: list[ReplayFile] = Field(default_factory=list)
+    refused: dict[str, str] = Field(default_factory=dict)
+    """Bad-rows files that could not be replayed (edited by hand, empty) -> why: left as they are."""
+    ignored: list[str] = Field(default_factory=list)
+    """Bad-rows files of runs that did not succeed (killed or failed after validate): not replayed,
+    their files are quarantined anew by the run that takes them."""
 
 
 class RunReport(BaseModel):
