@@ -96,6 +96,9 @@ def local_session(master: str = "local[*]", conf: Mapping[str, str] | None = Non
         settings["spark.driver.host"] = "127.0.0.1"
         settings["spark.driver.bindAddress"] = "127.0.0.1"
     settings.update(conf or {})
+    if "spark.pyspark.python" in settings:
+        # what spark-submit does with it; a session started from Python only reads the variable
+        os.environ["PYSPARK_PYTHON"] = settings["spark.pyspark.python"]
     builder = SparkSession.builder.master(master)
     for key, value in settings.items():
         builder = builder.config(key, value)
