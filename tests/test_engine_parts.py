@@ -1,4 +1,5 @@
-"""`Engine.write_parquet_parts` on DuckDB: one partitioned pass, each part renamed into place."""
+"""`Engine.write_parquet_parts`: one partitioned pass, each part renamed into place (DuckDB; the
+first test on Spark too, tests/spark/test_spark_parts.py has Spark's own)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,13 @@ import pyarrow as pa
 import pytest
 
 import playcount.engine.duckdb as duckdb_engine
-from playcount.engine import DuckDBEngine
+from playcount.engine import DuckDBEngine, Engine
 
 D1, D2 = dt.date(2024, 6, 25), dt.date(2024, 6, 26)
 Key = tuple[str, dt.date]
 
 
-def test_each_part_gets_its_rows_and_a_part_without_rows_an_empty_file(tmp_path: Path) -> None:
-    engine = DuckDBEngine()
+def test_each_part_gets_its_rows_and_a_part_without_rows_an_empty_file(tmp_path: Path, engine: Engine) -> None:
     rows = engine.from_arrow(
         pa.table({"f": ["a.csv", "a.csv", "b.csv", "a.csv"], "date": [D1, D2, D1, D1], "v": [1, 2, 3, 4]})
     )

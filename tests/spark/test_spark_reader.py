@@ -39,6 +39,8 @@ CASES: dict[str, str | bytes] = {
     "empty.csv": "",
     "not_utf8.csv": (HEADER + "1,caf\u00e9,t1\n").encode("latin-1"),
     "not_utf8_far.csv.gz": (HEADER + FAR + "9,caf\u00e9,t\n1,A,t\n").encode("latin-1"),
+    "not_utf8_far.csv": (HEADER + FAR + "9,caf\u00e9,t\n1,A,t\n").encode("latin-1"),
+    "replacement_character.csv": HEADER + "1,\ufffd,t\n",  # valid UTF-8: read as it is
 }
 
 
@@ -114,3 +116,85 @@ def test_executor_parse_agrees_with_duckdb_on_random_files(tmp_path: Path) -> No
                 bad.append({"_source_file": path.name, "_line": line, "_raw": raw, "_reasons": reason})
         got = (path.name, ("x", "y", "z"), len(good) + len(bad), good, bad) if good or bad else expected
         assert got == expected, text
+
+
+#: Files each line of which is a record: read by Spark's text source, split across tasks.
+LINE_PATH = (
+    "plain.csv",
+    "bom_crlf_no_final_newline.csv",
+    "doubled_quotes.csv",
+    "extra_columns.csv",
+    "ragged.csv",
+    "malformed_first_and_last.csv",
+    "blank_lines.csv",
+    "empty_fields_too_many.csv",
+    "stray_quotes.csv",
+    "spaces_and_quoted_empty.csv",
+    "header_only.csv",
+    "header_and_blank_lines.csv",
+    "replacement_character.csv",
+)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_which_files_take_the_exact_reader(
+    name: str, tmp_path: Path, spark: SparkEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # only gzip, a record spanning lines and what may not be UTF-8 (the text source reads a bad
+    # byte as U+FFFD) are parsed by Python's csv in one task; files whose header rejects them
+    # are read by no engine
+    path = write(tmp_path, name, CASES[name])
+    taken: list[str] = []
+    exact = SparkEngine._read_exact
+    monkeypatch.setattr(SparkEngine, "_read_exact", lambda self, *a: taken.append(a[1]) or exact(self, *a))
+    read(spark, path)
+    exact = ("newline_in_quotes.csv", "gzip.csv.gz", "not_utf8_far.csv.gz", "not_utf8_far.csv")
+    assert taken == ([name] if name in exact else [])
+    assert name in exact or name in LINE_PATH or name in ("missing_column.csv", "empty.csv", "not_utf8.csv")
+
+
+def _lines_file(rng: random.Random) -> str:
+    fields = ["1", "a", "", "", '""', '"a,b"', '"a""b"', '"a"x', 'a"b', " 1 ", '" a "', "\x00", "é"]
+    lines = [",".join(rng.choice(fields) for _ in range(rng.choice([1, 2, 3, 3, 3, 3, 4, 5]))) for _ in range(40)]
+    lines[rng.randrange(40)] = ""  # a blank line
+    end = rng.choice(["\n", "\r\n", "\r"])
+    return "x,y,z" + end + end.join(lines) + rng.choice(["", end, end + end])
+
+
+def test_split_files_read_as_duckdb(tmp_path: Path, spark: SparkEngine) -> None:
+    # splits of a few dozen bytes: a file is read by many tasks, a line cut by every boundary
+    # (in its CRLF too); lines, values and malformed rows as the DuckDB engine reads them
+    rng = random.Random(9)
+    duck = DuckDBEngine(threads=1)
+    conf = spark.session.conf
+    saved = {k: conf.get(k) for k in ("spark.sql.files.maxPartitionBytes", "spark.sql.files.openCostInBytes")}
+    conf.set("spark.sql.files.maxPartitionBytes", "37")
+    conf.set("spark.sql.files.openCostInBytes", "1")
+    try:
+        for i in range(12):
+            path = write(tmp_path, f"s{i}.csv", _lines_file(rng))
+            assert read(spark, path, required=()) == read(duck, path, required=()), path.read_text()
+        parts = spark.session.read.format("text").load(str(path)).rdd.getNumPartitions()
+        assert parts > 5  # the file really was read in pieces
+    finally:
+        for key, value in saved.items():
+            conf.set(key, value)
+
+
+def test_lines_stay_right_when_the_splits_change_after_the_read(tmp_path: Path, spark: SparkEngine) -> None:
+    # a file's splits depend on the cores the cluster has when a query is planned (dynamic
+    # allocation changes them between the read and the checks): the rows are numbered once
+    rng = random.Random(5)
+    path = write(tmp_path, "moving.csv", _lines_file(rng))
+    expected = read(DuckDBEngine(threads=1), path, required=())
+    conf = spark.session.conf
+    saved = conf.get("spark.sql.files.maxPartitionBytes")
+    conf.set("spark.sql.files.maxPartitionBytes", "41")
+    try:
+        r = spark.read_csv(str(path), lambda: path.open("rb"), path.name, required=())
+    finally:
+        conf.set("spark.sql.files.maxPartitionBytes", saved)
+    good = sorted(spark.to_arrow(r.table).to_pylist(), key=lambda row: row["_line"])
+    r.release()  # the checks have persisted the rows: the malformed ones are still read after it
+    bad = sorted(spark.to_arrow(r.malformed).to_pylist(), key=lambda row: row["_line"])
+    assert (r.source, r.columns, r.rows, good, bad) == expected

@@ -2,14 +2,15 @@
 
 It has the methods of `DuckDBEngine` and gives the same results (tests/spark prove it):
 
-- CSV files are parsed by the exact reader's rules (`CsvRecords`, Python's csv module) inside
-  one Spark task per file: the file's bytes come from Spark's `binaryFile` source (so `s3://`
-  works wherever the cluster can read it), lines and malformed rows are numbered exactly as
-  DuckDB numbers them, and a file that is not UTF-8 or a broken gzip is rejected with the same
-  message. A file is therefore read by one core; split very large drops into several files.
-- Parquet and CSV outputs are single files at the path the pipeline names (Spark writes a
-  folder: the engine writes it in a hidden folder nearby, moves its one part file into place and
-  drops the folder). The layout stays SPEC §4's (`date=D/<source-fingerprint>.parquet`) and a
+- A CSV file is read by Spark's text source, split across tasks, each line a record: its line
+  number comes from its split's position and its place in it, a line without a quote is split
+  at its commas, a line with one is parsed by Python's `csv` on the executors (`_read_lines`).
+  A gzip file, a record spanning lines or bad UTF-8 take the exact reader (`CsvRecords`) in one
+  task (`_read_exact`). Either way rows, lines, malformed rows and rejections are DuckDB's.
+- The events are written in one Spark job for all (source file, date) parts, partitioned by
+  the part's number into a hidden folder, each part's one file then moved into place
+  (`write_parquet_parts`); other outputs are single files written the same way
+  (`_write_single`). The layout stays SPEC §4's (`date=D/<source-fingerprint>.parquet`) and a
   re-run replaces a file instead of adding one. (Spark's dynamic partition overwrite is not what
   this layout needs: it would replace a date's whole folder, the events of every other source
   file of that date with it.) Timestamps are written without zone, as DuckDB writes them.
@@ -39,6 +40,7 @@ import pyarrow as pa
 from playcount.engine.base import Opener, RawRead, write_parts_one_by_one
 from playcount.engine.reading import (
     CsvRecords,
+    is_gzip,
     malformed_reason,
     no_data_rows,
     read_columns,
@@ -204,6 +206,26 @@ def _literal(uri: str) -> str:
     return path
 
 
+def _plain_timestamps(df: Any) -> Any:
+    """`df` with its timestamps without zone (`timestamp_ntz`), as DuckDB writes them."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import TimestampType
+
+    return df.select(
+        *[
+            F.col(f.name).cast("timestamp_ntz").alias(f.name)
+            if isinstance(f.dataType, TimestampType)
+            else F.col(f.name)
+            for f in df.schema.fields
+        ]
+    )
+
+
+def _common_folder(uris: list[str]) -> str:
+    """The deepest folder holding every one of `uris` (local paths or URIs)."""
+    return os.path.commonprefix([u.rpartition("/")[0] + "/" for u in uris]).rpartition("/")[0]
+
+
 def _parse_partition(rows: Iterable[Any], name: str, width: int) -> Iterator[tuple[Any, ...]]:
     """Runs on the executors: every file of the partition (one) through `_parse_file`."""
     for row in rows:
@@ -230,6 +252,24 @@ def _parse_file(content: bytes, name: str, width: int) -> Iterator[tuple[Any, ..
     except csv.Error as e:
         err = unreadable(name, e, records.line if records else 1)
         yield _ERROR, err.context.get("line"), None, None, err.message, err.fix
+
+
+def _valid_utf8(col: Any) -> Any:
+    """Whether a string column's bytes are valid UTF-8 (Spark 4's `is_valid_utf8`; on 3.5 the
+    bytes against their re-encoding, where a bad byte became U+FFFD)."""
+    from pyspark.sql import functions as F
+
+    if hasattr(F, "is_valid_utf8"):
+        return F.is_valid_utf8(col)
+    return col.cast("binary") == F.encode(col, "UTF-8")  # pragma: no cover - PySpark 3.5 (Glue 5)
+
+
+def _parse_line(line: str) -> tuple[list[str], bool]:
+    """Runs on the executors: one line's fields by Python's `csv`, and whether its record goes on
+    past the line (a newline inside quotes: the reader took the next line too)."""
+    reader = csv.reader([line + "\n", "\n"])
+    fields = next(reader, [])
+    return fields, reader.line_num > 1
 
 
 def _release(session: Any, cached: list[Any], views: list[str]) -> None:
@@ -323,22 +363,66 @@ class SparkEngine:
         Timestamps are written as DuckDB writes them, without zone (UTC wall time): either
         engine reads the other's files, so a lake can change engines between runs.
         """
-        from pyspark.sql import functions as F
-        from pyspark.sql.types import TimestampType
-
-        df = self._df(expr)
-        df = df.select(
-            *[
-                F.col(f.name).cast("timestamp_ntz").alias(f.name)
-                if isinstance(f.dataType, TimestampType)
-                else F.col(f.name)
-                for f in df.schema.fields
-            ]
-        )
-        self._write_single(df.coalesce(1).write.format("parquet"), uri)
+        self._write_single(_plain_timestamps(self._df(expr)).coalesce(1).write.format("parquet"), uri)
 
     def write_parquet_parts(self, expr: ir.Table, by: tuple[str, ...], parts: dict[tuple[Any, ...], str]) -> None:
-        write_parts_one_by_one(self, expr, by, parts)
+        """Every part in one Spark job, each part then moved into place as one file.
+
+        The rows are tagged with their part's number (a broadcast join with the small table of
+        parts), repartitioned by it, so that all of a part is one task's, and written partitioned
+        by it (`_pc_part=N/`) into a hidden folder beside the parts' common folder (as
+        `_write_single` does: a kill mid-write leaves nothing among the files a stage lists).
+        A part that still comes out as several files is merged from them alone; a part without
+        rows gets an empty file with the columns."""
+        from pyspark.sql import functions as F
+
+        if len(parts) < 2:
+            write_parts_one_by_one(self, expr, by, parts)
+            return
+        keys = list(parts)
+        index = _dataframe(
+            self.session,
+            pa.table({**{f"_pc_k{i}": [k[i] for k in keys] for i in range(len(by))}, "_pc_part": range(len(keys))}),
+        )
+        df = self._df(expr)
+        on = [df[c] == index[f"_pc_k{i}"] for i, c in enumerate(by)]
+        tagged = _plain_timestamps(df.join(F.broadcast(index), on).select(*df.columns, "_pc_part"))
+        parent, _, folder = _common_folder(list(parts.values())).rpartition("/")
+        tmp = f"{parent}/.{folder}.parts-{uuid.uuid4().hex[:12]}.tmp"
+        tagged.repartition("_pc_part").write.partitionBy("_pc_part").mode("overwrite").parquet(_hadoop(tmp))
+        fs, root = self._hadoop_fs(_hadoop(tmp))
+        try:
+            written: dict[int, list[Any]] = {}
+            for status in fs.listStatus(root):
+                name = status.getPath().getName()
+                if status.isDirectory() and name.startswith("_pc_part="):
+                    files = [
+                        f.getPath()
+                        for f in fs.listStatus(status.getPath())
+                        if f.getPath().getName().startswith("part-")
+                    ]
+                    written[int(name.removeprefix("_pc_part="))] = files
+            for i, key in enumerate(keys):
+                files = written.get(i, [])
+                if len(files) == 1:
+                    self._move(fs, files[0], parts[key])
+                elif files:  # several: merged into one, as every part is
+                    merged = self.session.read.parquet(*[f.toString() for f in files]).coalesce(1)
+                    self._write_single(merged.write.format("parquet"), parts[key])
+                else:  # no rows
+                    self.write_parquet(expr.limit(0), parts[key])
+        finally:
+            fs.delete(root, True)
+
+    def _move(self, fs: Any, src: Any, uri: str) -> None:
+        """Hadoop file `src` to `uri`, replacing any (atomic locally; copy + delete on S3)."""
+        if _is_local(uri):
+            os.replace(src.toUri().getPath(), uri)
+            return
+        _, dst = self._hadoop_fs(uri)
+        fs.delete(dst, False)
+        if not fs.rename(src, dst):
+            raise PlaycountError(f"could not move Spark's output to `{uri}`", fix="check write access")
 
     def write_csv(self, expr: ir.Table, uri: str) -> None:
         """One CSV file at `uri` (header, RFC 4180 quoting, values kept verbatim), in `expr`'s order."""
@@ -379,10 +463,7 @@ class SparkEngine:
             parts = [s.getPath() for s in fs.listStatus(folder) if s.getPath().getName().startswith("part-")]
             if len(parts) != 1:
                 raise PlaycountError(f"Spark wrote {len(parts)} files for `{uri}`, expected one")
-            _, dst = self._hadoop_fs(uri)
-            fs.delete(dst, False)
-            if not fs.rename(parts[0], dst):
-                raise PlaycountError(f"could not move Spark's output to `{uri}`", fix="check write access")
+            self._move(fs, parts[0], uri)
         finally:
             fs.delete(folder, True)
 
@@ -399,13 +480,125 @@ class SparkEngine:
     def read_csv(self, uri: str, opener: Opener, name: str, *, required: tuple[str, ...]) -> RawRead:
         """Read one CSV as text, with the 1-based line of every row (see the module docstring).
 
-        The header is read here (through `opener`); the file is parsed once on the cluster and
-        the parse cached. Raises `SchemaError` as the DuckDB engine does.
+        The header is read here (through `opener`). A plain file is read by Spark's own text
+        source, split across tasks (`_read_lines`); a gzip file, or one `_read_lines` turns down,
+        is parsed by the exact reader in one task (`_read_exact`). Raises `SchemaError` as the
+        DuckDB engine does.
+        """
+        cols = read_columns(opener, name, required)
+        result = None if is_gzip(name) else self._read_lines(uri, name, cols)
+        return result if result is not None else self._read_exact(uri, name, cols)
+
+    def _read_lines(self, uri: str, name: str, cols: tuple[str, ...]) -> RawRead | None:
+        """The file as lines of Spark's text source (in the JVM, split across tasks), each line a
+        record; None when that cannot give what the exact reader gives (the exact reader then).
+
+        A line's number comes from where it is: Spark numbers the rows of each task
+        (`monotonically_increasing_id`: consecutive within a split) and says which split of the
+        file a row is from (`_metadata.file_block_start`); one small job counts the lines of each
+        split, and a line is the lines of the splits before its own plus its place in it. The
+        text source ends lines at LF, CRLF and a lone CR, as Python's universal newlines do.
+
+        A line without a quote is split at its commas (exactly what Python's `csv` makes of it);
+        a line with a quote is parsed by Python's `csv` on the executors (rare in streams; common
+        in songs, whose files are small). Turned down: a record that spans lines (a newline inside
+        quotes: lines are then not records) and a file that is not valid UTF-8 (the text source
+        keeps a line's bytes as they are; the exact reader then rejects the file and names the
+        line).
         """
         from pyspark.errors import AnalysisException
         from pyspark.sql import functions as F
 
-        cols = read_columns(opener, name, required)
+        try:
+            text = self.session.read.format("text").load(_literal(uri))
+            # cached: the numbering must be the one the counts were taken on (the splits of a
+            # file depend on the cores the cluster has at the time, which dynamic allocation
+            # changes; a cached partition that is lost is recomputed from the same split)
+            lined = self._cache(
+                text.select(
+                    F.col("value").alias("_v"),
+                    F.col("_metadata.file_block_start").alias("_b"),
+                    F.monotonically_increasing_id().alias("_id"),
+                )
+            )
+            value = F.col("_v")
+            stats = (
+                lined.groupBy("_b")
+                .agg(
+                    F.count(F.lit(1)).alias("n"),
+                    F.min("_id").alias("first"),
+                    F.sum((value == "").cast("int")).alias("blank"),
+                    F.sum(value.contains('"').cast("int")).alias("quoted"),
+                    F.max((~_valid_utf8(value)).cast("int")).alias("not_utf8"),
+                )
+                .collect()
+            )
+        except AnalysisException:  # gone since the header was read, or no `_metadata` (old Spark)
+            return None
+        cached = [lined]
+
+        def release() -> None:
+            for df in cached:
+                df.unpersist()
+
+        if not stats or any(row["not_utf8"] for row in stats):
+            release()
+            return None
+        # line of a row = rows of the splits before its own + its place in its split + 1
+        base: dict[int, int] = {}
+        before = 0
+        for row in sorted(stats, key=lambda r: r["_b"]):
+            base[row["_b"]] = before - row["first"] + 1
+            before += row["n"]
+        blocks = F.create_map(*itertools.chain.from_iterable((F.lit(b), F.lit(k)) for b, k in base.items()))
+        numbered = lined.select("_v", (F.col("_id") + F.element_at(blocks, F.col("_b"))).alias("_line"))
+        plain = numbered.filter(~F.col("_v").contains('"')).select(
+            "_v", "_line", F.split("_v", ",", -1).alias("_f"), F.lit(False).alias("_spans")
+        )
+        parts = [plain]
+        if any(row["quoted"] for row in stats):
+            parse = F.udf(_parse_line, "struct<f: array<string>, spans: boolean>")
+            quoted = numbered.filter(F.col("_v").contains('"')).withColumn("_p", parse("_v"))
+            quoted = self._cache(
+                quoted.select("_v", "_line", F.col("_p.f").alias("_f"), F.col("_p.spans").alias("_spans"))
+            )
+            cached.append(quoted)
+            if quoted.filter("_spans").limit(1).count():
+                release()
+                return None
+            parts.append(quoted)
+        rows = before - 1 - sum(row["blank"] for row in stats)  # lines less the header and blanks
+        if rows <= 0:
+            release()
+            raise no_data_rows(name)
+        width = len(cols)
+        reason = malformed_reason(width, -1).rsplit("-1", 1)  # the text around the count found
+        records = functools.reduce(lambda a, b: a.unionByName(b), parts).filter(
+            (F.col("_line") > 1) & (F.col("_v") != "")
+        )
+        n = F.size("_f")
+        good = records.filter(n == width).select(
+            *[F.nullif(F.col("_f")[i], F.lit("")).alias(c) for i, c in enumerate(cols)],
+            F.lit(name).alias("_source_file"),
+            F.col("_line").cast("bigint").alias("_line"),
+        )
+        malformed = records.filter(n != width).select(
+            F.lit(name).alias("_source_file"),
+            F.col("_line").cast("bigint").alias("_line"),
+            F.col("_v").alias("_raw"),
+            F.concat(F.lit(reason[0]), n.cast("string"), F.lit(reason[1])).alias("_reasons"),
+        )
+        # computed now, from the lines as counted: it is used after `release` (the bad-rows file)
+        malformed = self._cache(malformed)
+        malformed.count()
+        return RawRead(name, self._register(good, "raw"), self._register(malformed, "malformed"), cols, rows, release)
+
+    def _read_exact(self, uri: str, name: str, cols: tuple[str, ...]) -> RawRead:
+        """The exact reader's parse of the whole file (`_parse_file`) in one Spark task: its bytes
+        from Spark's `binaryFile` source, the parse cached."""
+        from pyspark.errors import AnalysisException
+        from pyspark.sql import functions as F
+
         try:
             files = self.session.read.format("binaryFile").load(_literal(uri)).select("content")
         except AnalysisException as e:  # gone since the header was read

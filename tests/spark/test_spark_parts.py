@@ -1,0 +1,58 @@
+"""`SparkEngine.write_parquet_parts`: every part in one Spark job, each part one file in place."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from playcount.engine.duckdb import duckdb_literal
+from playcount.engine.spark import SparkEngine, _common_folder
+
+pytestmark = pytest.mark.spark
+
+D1 = dt.date(2024, 6, 25)
+
+
+def test_thirty_parts_of_three_files_in_one_job(tmp_path: Path, spark_session: Any) -> None:
+    engine = SparkEngine(spark_session)
+    root = tmp_path / "odd [name] *"  # a folder Spark must not read as a glob
+    keys = [(f"s{f}.csv", D1 + dt.timedelta(days=d)) for f in range(3) for d in range(10)]
+    at = [keys[i % len(keys)] for i in range(3000)]
+    when = [dt.datetime(2024, 6, 25, 10, 0) + dt.timedelta(days=k[1].toordinal() - D1.toordinal()) for k in at]
+    rows = engine.from_arrow(
+        pa.table({"f": [k[0] for k in at], "date": [k[1] for k in at], "v": range(3000), "t": when})
+    )
+    parts = {k: str(root / f"date={k[1]}" / f"{k[0]}.parquet") for k in keys}
+    for uri in parts.values():
+        Path(uri).parent.mkdir(parents=True, exist_ok=True)
+    Path(parts[keys[0]]).write_text("an older file, replaced")
+    sc = spark_session.sparkContext
+    sc.setJobGroup("parts", "write_parquet_parts")
+    try:
+        engine.write_parquet_parts(rows, ("f", "date"), parts)
+    finally:
+        sc.setLocalProperty("spark.jobGroup.id", None)
+    jobs = sc.statusTracker().getJobIdsForGroup("parts")
+    assert 1 <= len(jobs) <= 3, jobs  # the write (and the broadcast of the parts), not 30 writes
+    for key, uri in parts.items():
+        sql = "SELECT f, date, count(*), min(t) FROM read_parquet(?) GROUP BY ALL"
+        got = duckdb.sql(sql, params=[duckdb_literal(uri)]).fetchall()
+        assert got == [(key[0], key[1], 100, dt.datetime.combine(key[1], dt.time(10)))], key
+    # nothing left behind but the parts: one file in each date's folder per source file
+    left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert left == sorted(str(Path(u).relative_to(tmp_path)) for u in parts.values())
+    engine.close()
+
+
+def test_common_folder() -> None:
+    assert _common_folder(["/l/p/date=2024-06-01/a.parquet", "/l/p/date=2024-06-02/a.parquet"]) == "/l/p"
+    assert (
+        _common_folder(["/l/p/date=2024-06-01/a.parquet", "/l/p/date=2024-06-01/b.parquet"]) == "/l/p/date=2024-06-01"
+    )
+    s3 = ["s3://b/l/date=2024-06-10/a.parquet", "s3://b/l/date=2024-06-11/a.parquet"]
+    assert _common_folder(s3) == "s3://b/l"
