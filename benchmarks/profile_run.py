@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import collections
 import functools
+import os
 import resource
 import shutil
 import sys
@@ -79,6 +80,9 @@ def main() -> None:
         metavar="NAME=VALUE",
         help="a DuckDB setting for the run's connection (what-if experiments; repeatable)",
     )
+    p.add_argument(
+        "--engine", choices=("duckdb", "spark"), default="duckdb", help="spark: local[2] (PLAYCOUNT_SPARK_MASTER)"
+    )
     p.add_argument("--keep", type=Path, help="leave the lake after the run in this (new) folder, to look into")
     args = p.parse_args()
     data = args.data or data_dir(args.streams, days=args.days)
@@ -87,8 +91,13 @@ def main() -> None:
         sys.exit(f"no landing zone at {data}: run benchmarks/run_benchmark.py --streams {args.streams} --shape {shape}")
     totals: dict[str, float] = collections.defaultdict(float)
     calls: list[tuple[str, float]] = []
-    for name in TIMED:
-        setattr(DuckDBEngine, name, _timed(totals, calls, name, getattr(DuckDBEngine, name)))
+    engine_class: Any = DuckDBEngine
+    if args.engine == "spark":
+        from playcount.engine.spark import SparkEngine
+
+        engine_class = SparkEngine
+    for name in (*TIMED, "scalar", "union"):
+        setattr(engine_class, name, _timed(totals, calls, name, getattr(engine_class, name)))
     if args.set:
         init = DuckDBEngine.__init__
 
@@ -103,7 +112,8 @@ def main() -> None:
         root = Path(tmp) / "lake"
         shutil.copytree(data, root)
         started = time.perf_counter()
-        report = run_pipeline(open_run(Settings(root=str(root), engine="duckdb")))
+        master = os.environ.get("PLAYCOUNT_SPARK_MASTER", "local[2]")
+        report = run_pipeline(open_run(Settings(root=str(root), engine=args.engine, spark_master=master)))
         total = time.perf_counter() - started
         if args.keep:
             shutil.copytree(root, args.keep)

@@ -238,9 +238,9 @@ def compute_kpis(run: Run) -> KpiResult:
         }
         for name, t in tables.items():
             t = run.engine.materialize(t, name)
-            for d in piece:
-                part = t.filter(t.date == d)
-                run.engine.write_parquet(part, run.storage.prepare(run.layout.kpi(name, d)))
+            # one write for the piece's dates (a date without rows gets an empty file)
+            parts = {(d,): run.storage.prepare(run.layout.kpi(name, d)) for d in piece}
+            run.engine.write_parquet_parts(t, ("date",), parts)
             rows[name] += int(run.engine.scalar(t.count()))  # type: ignore[call-overload]
     result = KpiResult(dates=dates, rows=rows)
     run.save("kpis", result)
