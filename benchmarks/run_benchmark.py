@@ -4,7 +4,10 @@
                                                           # both shapes: all events on 1 date, and over 30 dates
     python benchmarks/run_benchmark.py --streams 1M --shape one
     python benchmarks/run_benchmark.py --repeat 3         # 3 rounds of every measurement: the fastest of each
-    python benchmarks/run_benchmark.py --engine both      # also playcount on Spark local[2]
+    python benchmarks/run_benchmark.py --engine both      # also playcount on Spark local[2] and the PySpark peer
+    python benchmarks/run_benchmark.py --streams 1M --engine spark --only pyspark --only playcount
+    python benchmarks/run_benchmark.py --spark-scaling --streams 10M --shape one   # local[1] vs local[2],
+                                                          # one 10M file vs ten 1M files (Spark)
     python benchmarks/run_benchmark.py --streams 100M --shape one   # 100M: 5 GB of CSV, 10-15 min to generate;
                                                           # the Polars peer then needs about 20 GB
 
@@ -13,7 +16,12 @@ Measured, each in its own process, on the same landing zone:
 - **floor**: DuckDB reads the stream CSVs typed and writes them as Parquet partitioned by date, no checks;
 - **DuckDB peer** (`peers/duckdb_peer.py`) and **Polars peer** (`peers/polars_peer.py`): the run as a
   lean script, the same checks and KPIs (`peers/check_peers.py` proves they equal playcount's);
+- **PySpark peer** (`peers/pyspark_peer.py`, with `--engine spark` or `both`): the run as a plain
+  PySpark job (Spark's CSV reader, broadcast joins, `partitionBy` by date), on local[2];
 - **playcount**: `playcount run --json` (its per-stage seconds are printed too).
+
+`--spark-scaling` measures instead playcount on Spark at local[1] and local[2] on the ten-file lake,
+and at local[2] on a lake of the same events in one file (the PySpark peer beside each).
 
 Two shapes: `one` (every event on one date, `generate --days 1`) and `thirty` (events over 30 dates in
 every file, `--days 30`). A landing zone is generated once into benchmarks/data/<size>/ (git-ignored);
@@ -193,10 +201,15 @@ def measure(name: str, data: Path, args: argparse.Namespace) -> tuple[float, flo
             cmd = [sys.executable, str(PEERS / "duckdb_peer.py"), str(data), out, "--memory-limit", args.memory_limit]
         elif name == "Polars peer":
             cmd = [sys.executable, str(PEERS / "polars_peer.py"), str(data), out]
+        elif name.startswith("PySpark peer"):
+            master = re.search(r"local\[\d+\]", name)
+            cmd = [sys.executable, str(PEERS / "pyspark_peer.py"), str(data), out]
+            cmd += ["--master", master[0] if master else "local[2]", "--driver-memory", args.spark_driver_memory]
         else:
             engine = "spark" if "Spark" in name else "duckdb"
             if engine == "spark":
-                env["PLAYCOUNT_SPARK_MASTER"] = "local[2]"
+                master = re.search(r"local\[\d+\]", name)
+                env["PLAYCOUNT_SPARK_MASTER"] = master[0] if master else "local[2]"
                 env["PLAYCOUNT_SPARK_CONF"] = json.dumps({"spark.driver.memory": args.spark_driver_memory})
             root = Path(tmp) / "lake"
             shutil.copytree(data, root)
@@ -243,9 +256,14 @@ def main() -> None:
         help="playcount's engine; spark: a local[2] session (the `spark` extra)",
     )
     p.add_argument(
+        "--spark-scaling",
+        action="store_true",
+        help="playcount on Spark at local[1] and local[2], and on the same events in one file (see above)",
+    )
+    p.add_argument(
         "--only",
         action="append",
-        choices=("floor", "duckdb", "polars", "playcount"),
+        choices=("floor", "duckdb", "polars", "pyspark", "playcount"),
         help="measure only these (repeatable; default: all). The ratios need both peers and the floor",
     )
     p.add_argument("--spark-driver-memory", default="4g", help="the local Spark JVM's heap")
@@ -261,14 +279,17 @@ def main() -> None:
     args = p.parse_args()
 
     shapes = list(SHAPES) if args.shape == "both" else [args.shape]
+    if args.spark_scaling:
+        scaling(args, shapes)
+        return
     names = ["floor", "DuckDB peer", "Polars peer"]
     names += {
         "duckdb": ["playcount"],
-        "spark": ["playcount (Spark local[2])"],
-        "both": ["playcount", "playcount (Spark local[2])"],
+        "spark": ["PySpark peer", "playcount (Spark local[2])"],
+        "both": ["PySpark peer", "playcount", "playcount (Spark local[2])"],
     }[args.engine]
     if args.only:
-        short = {"floor": "floor", "DuckDB peer": "duckdb", "Polars peer": "polars"}
+        short = {"floor": "floor", "DuckDB peer": "duckdb", "Polars peer": "polars", "PySpark peer": "pyspark"}
         names = [n for n in names if short.get(n, "playcount") in args.only]
     best: dict[tuple[str, str], tuple[float, float]] = {}
     steps: dict[tuple[str, str], dict[str, float]] = {}  # of the fastest round
@@ -305,7 +326,10 @@ def main() -> None:
     peers = [n for n in ("DuckDB peer", "Polars peer") if n in names]
     refs = {"faster peer": peers, "floor": ["floor"] if "floor" in names else []}
     for name in (n for n in names if n.startswith("playcount")):
-        for ref, of in refs.items():
+        spark = "Spark" in name
+        for ref, of in (
+            {"PySpark peer": ["PySpark peer"] if "PySpark peer" in names else []} if spark else refs
+        ).items():
             if of:
                 cells = "".join(f" {best[(s, name)][0] / min(best[(s, r)][0] for r in of):.1f}x | |" for s in shapes)
                 print(f"| {name} / {ref} |{cells}")
@@ -316,6 +340,56 @@ def main() -> None:
         print("|---|" + "---|" * len(shapes))
         for k in steps[(shapes[0], name)]:
             print(f"| {k} |" + "".join(f" {steps[(s, name)].get(k, 0):.1f} |" for s in shapes))
+
+
+def scaling(args: argparse.Namespace, shapes: list[str]) -> None:
+    """playcount on Spark (and the PySpark peer) at local[1] and local[2] over `args.files` files, and at
+    local[2] over the same events in one file; the fastest of `--repeat` rounds; a Markdown table."""
+    runs = [
+        (f"{args.files} files", "local[1]"),
+        (f"{args.files} files", "local[2]"),
+        ("1 file", "local[2]"),
+    ]
+    best: dict[tuple[str, str, str, str], float] = {}
+    for shape in shapes:
+        lakes = {
+            f"{args.files} files": data_dir(
+                args.streams, args.files, args.songs, args.users, args.bad_ratio, SHAPES[shape]
+            ),
+            "1 file": data_dir(args.streams, 1, args.songs, args.users, args.bad_ratio, SHAPES[shape]),
+        }
+        for lake, data in lakes.items():
+            generate(data, argparse.Namespace(**{**vars(args), "files": int(lake.split()[0])}), SHAPES[shape])
+        for i in range(args.repeat):
+            for lake, master in runs:
+                for who in ("PySpark peer", "playcount (Spark"):
+                    name = f"{who} {master}" + (")" if who.startswith("playcount") else "")
+                    busy = wait_idle(args.idle, args.patience)
+                    seconds, rss, _ = measure(name, lakes[lake], args)
+                    print(
+                        f"# {shape}, {lake}, {name}, round {i + 1}: {seconds:.1f} s, {rss:,.0f} MiB "
+                        f"(CPUs {busy:.0%} busy before)",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    key = (shape, lake, master, who)
+                    best[key] = min(seconds, best.get(key, seconds))
+    print(f"\n{args.streams:,} events, {args.songs:,} songs, {args.users:,} users, {args.bad_ratio:.0%} bad rows")
+    for shape in shapes:
+        print(f"\n{shape}: seconds" + (f", fastest of {args.repeat}" if args.repeat > 1 else "") + "\n")
+        print("| | PySpark peer | playcount on Spark |\n|---|---|---|")
+        for lake, master in runs:
+            cells = " | ".join(f"{best[(shape, lake, master, w)]:.1f} s" for w in ("PySpark peer", "playcount (Spark"))
+            print(f"| {lake}, {master} | {cells} |")
+        many, one = f"{args.files} files", "1 file"
+        for label, a, b in (
+            ("local[1] / local[2]", (many, "local[1]"), (many, "local[2]")),
+            (f"1 file / {many}, local[2]", (one, "local[2]"), (many, "local[2]")),
+        ):
+            cells = " | ".join(
+                f"{best[(shape, *a, w)] / best[(shape, *b, w)]:.2f}x" for w in ("PySpark peer", "playcount (Spark")
+            )
+            print(f"| {label} | {cells} |")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,8 @@ WS = "' \t\n\x0b\x0c\r'"  # what Ibis's strip() trims, the characters themselves
 NULL = "\x01"  # the null string: an empty field reads as '', a missing one as NULL
 INT = r"'^\s*[+-]?\d{1,18}\s*$'"
 OFFSET = r"Z|[+-](?:0\d|1[0-4])(?::?[0-5]\d)?"  # one that exists: hours 00-14, minutes 00-59
-TS = rf"'^\s*(\d{{4}}-\d{{2}}-\d{{2}})[T ](\d{{2}}:\d{{2}}(?::\d{{2}}(?:\.\d{{1,6}})?)?)\s*({OFFSET})?\s*$'"
+HM = r"(?:[01]\d|2[0-3]):[0-5]\d"  # a time of day that exists (no 24:00, no second 60), as playcount
+TS = rf"'^\s*(\d{{4}}-\d{{2}}-\d{{2}})[T ]({HM}(?::[0-5]\d(?:\.\d{{1,6}})?)?)\s*({OFFSET})?\s*$'"
 DATE = rf"'^\s*(\d{{4}}-\d{{2}}-\d{{2}})(?:[T ]\d{{2}}:\d{{2}}(?::\d{{2}}(?:\.\d{{1,9}})?)?(?:{OFFSET})?)?\s*$'"
 MACROS = f"""
 CREATE MACRO trim_(s) AS CASE WHEN s[1] > ' ' AND s[-1] > ' ' THEN s ELSE trim(s, {WS}) END;  -- 5x faster
@@ -41,7 +42,7 @@ CREATE MACRO int_(s) AS CASE WHEN regexp_matches(s, {INT}) THEN TRY_CAST(trim_(s
 CREATE MACRO iso_(d, t, o) AS TRY_CAST(d || ' ' || t AS TIMESTAMP) - to_minutes(CASE WHEN o IN ('', 'Z') THEN 0
     ELSE (CASE WHEN o[1] = '-' THEN -1 ELSE 1 END) * (replace(o, ':', '')[2:3]::INT * 60
          + COALESCE(TRY_CAST(NULLIF(replace(o, ':', '')[4:5], '') AS INT), 0)) END);
-CREATE MACRO ts_(s) AS CASE WHEN regexp_full_match(s, '\\d{{4}}-\\d{{2}}-\\d{{2}} \\d{{2}}:\\d{{2}}:\\d{{2}}')
+CREATE MACRO ts_(s) AS CASE WHEN regexp_full_match(s, '\\d{{4}}-\\d{{2}}-\\d{{2}} {HM}:[0-5]\\d')
     THEN TRY_CAST(s AS TIMESTAMP)
     ELSE iso_(regexp_extract(s, {TS}, 1), regexp_extract(s, {TS}, 2), regexp_extract(s, {TS}, 3)) END;
 CREATE MACRO inrange(t) AS t BETWEEN TIMESTAMP '0001-01-01' AND TIMESTAMP '9999-12-31 23:59:59.999999';

@@ -30,10 +30,11 @@ WS = " \t\n\r\x0b\x0c"  # what Ibis's strip() trims
 S = r"[\t\n\f\r ]"  # RE2's \s, as in playcount's patterns
 INT = rf"^{S}*[+-]?\d{{1,18}}{S}*$"
 OFFSET = r"Z|[+-](?:0\d|1[0-4])(?::?[0-5]\d)?"
-TS = rf"^{S}*(\d{{4}}-\d{{2}}-\d{{2}})[T ](\d{{2}}:\d{{2}}(?::\d{{2}}(?:\.\d{{1,6}})?)?){S}*({OFFSET})?{S}*$"
+HM = r"(?:[01]\d|2[0-3]):[0-5]\d"  # a time of day that exists (no 24:00, no second 60), as playcount
+TS = rf"^{S}*(\d{{4}}-\d{{2}}-\d{{2}})[T ]({HM}(?::[0-5]\d(?:\.\d{{1,6}})?)?){S}*({OFFSET})?{S}*$"
 DATE = rf"^{S}*(\d{{4}}-\d{{2}}-\d{{2}})(?:[T ]\d{{2}}:\d{{2}}(?::\d{{2}}(?:\.\d{{1,9}})?)?(?:{OFFSET})?)?{S}*$"
 FIELD = r'(?:"((?:[^"]|"")*)"|([^,"]*))'
-#: what a fixed format reads exactly as DuckDB's cast does (no hour 24, no second 60)
+#: the plain form, read by a fixed format (no hour 24, no second 60: chrono takes :60 for a leap second)
 PLAIN = r"^\d{4}-\d{2}-\d{2} (?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d$"
 
 
@@ -57,16 +58,8 @@ def int_(e: pl.Expr) -> pl.Expr:
 
 
 def wall(s: pl.Expr) -> pl.Expr:
-    """`YYYY-MM-DD HH:MM:SS[.f]` read as DuckDB's cast (playcount's reading) does: `24:00:00` is the next
-    midnight, a second 60 is no time (chrono takes it for a leap second)."""
-    midnight = s.str.contains(r"^\d{4}-\d{2}-\d{2} 24:00:00(?:\.0*)?$")
-    ts = (
-        pl.when(midnight)
-        .then(s.str.slice(0, 10) + " 00:00:00")
-        .otherwise(s)
-        .str.to_datetime("%Y-%m-%d %H:%M:%S%.f", time_unit="us", strict=False)
-    )
-    return pl.when(s.str.slice(17, 2) != "60").then(pl.when(midnight).then(ts + pl.duration(days=1)).otherwise(ts))
+    """`YYYY-MM-DD HH:MM:SS[.f]` (a time of day `TS` let through) as a timestamp."""
+    return s.str.to_datetime("%Y-%m-%d %H:%M:%S%.f", time_unit="us", strict=False)
 
 
 def iso(e: pl.Expr) -> pl.Expr:
