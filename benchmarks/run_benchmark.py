@@ -350,6 +350,7 @@ def scaling(args: argparse.Namespace, shapes: list[str]) -> None:
         (f"{args.files} files", "local[2]"),
         ("1 file", "local[2]"),
     ]
+    whos = [w for w in ("PySpark peer", "playcount (Spark") if not args.only or w.split()[0].lower() in args.only]
     best: dict[tuple[str, str, str, str], float] = {}
     for shape in shapes:
         lakes = {
@@ -362,7 +363,7 @@ def scaling(args: argparse.Namespace, shapes: list[str]) -> None:
             generate(data, argparse.Namespace(**{**vars(args), "files": int(lake.split()[0])}), SHAPES[shape])
         for i in range(args.repeat):
             for lake, master in runs:
-                for who in ("PySpark peer", "playcount (Spark"):
+                for who in whos:
                     name = f"{who} {master}" + (")" if who.startswith("playcount") else "")
                     busy = wait_idle(args.idle, args.patience)
                     seconds, rss, _ = measure(name, lakes[lake], args)
@@ -377,18 +378,17 @@ def scaling(args: argparse.Namespace, shapes: list[str]) -> None:
     print(f"\n{args.streams:,} events, {args.songs:,} songs, {args.users:,} users, {args.bad_ratio:.0%} bad rows")
     for shape in shapes:
         print(f"\n{shape}: seconds" + (f", fastest of {args.repeat}" if args.repeat > 1 else "") + "\n")
-        print("| | PySpark peer | playcount on Spark |\n|---|---|---|")
+        heads = {"PySpark peer": "PySpark peer", "playcount (Spark": "playcount on Spark"}
+        print("| |" + "".join(f" {heads[w]} |" for w in whos) + "\n|---|" + "---|" * len(whos))
         for lake, master in runs:
-            cells = " | ".join(f"{best[(shape, lake, master, w)]:.1f} s" for w in ("PySpark peer", "playcount (Spark"))
+            cells = " | ".join(f"{best[(shape, lake, master, w)]:.1f} s" for w in whos)
             print(f"| {lake}, {master} | {cells} |")
         many, one = f"{args.files} files", "1 file"
         for label, a, b in (
             ("local[1] / local[2]", (many, "local[1]"), (many, "local[2]")),
             (f"1 file / {many}, local[2]", (one, "local[2]"), (many, "local[2]")),
         ):
-            cells = " | ".join(
-                f"{best[(shape, *a, w)] / best[(shape, *b, w)]:.2f}x" for w in ("PySpark peer", "playcount (Spark")
-            )
+            cells = " | ".join(f"{best[(shape, *a, w)] / best[(shape, *b, w)]:.2f}x" for w in whos)
             print(f"| {label} | {cells} |")
 
 

@@ -61,6 +61,13 @@ SESSION_CONF = {
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
 }
 
+#: Optimizer rules the engine turns off on its session (added to any the session excludes).
+#: `PushDownLeftSemiAntiJoin` pushes a semi join into every branch of a union: the bad rows'
+#: text (the raw rows of every file, semi-joined with the bad lines) became one broadcast job
+#: per file and per reader path, 6 s of a run on 20,000 events, instead of one join on top.
+EXCLUDED_RULES = ("org.apache.spark.sql.catalyst.optimizer.PushDownLeftSemiAntiJoin",)
+_EXCLUDED = "spark.sql.optimizer.excludedRules"
+
 # A parsed CSV row: `_k` 0 = data row (`_v` its fields), 1 = malformed (`_raw`, reason in
 # `_msg`), 2 = the file cannot be read (`_msg`, `_fix`, `_line` if known; nothing after it).
 _PARSED_SCHEMA = "_k INT, _line BIGINT, _v ARRAY<STRING>, _raw STRING, _msg STRING, _fix STRING"
@@ -295,6 +302,8 @@ class SparkEngine:
         self.session = session if session is not None else local_session(master or "local[*]", conf)
         for key, value in SESSION_CONF.items():
             self.session.conf.set(key, value)
+        excluded = [r for r in (self.session.conf.get(_EXCLUDED, "") or "").split(",") if r]
+        self.session.conf.set(_EXCLUDED, ",".join(dict.fromkeys([*excluded, *EXCLUDED_RULES])))
         self.con = _backend(self.session)
         self._cached: list[Any] = []
         self._views: list[str] = []
