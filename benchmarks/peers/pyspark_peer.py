@@ -36,6 +36,7 @@ INT = r"^\s*[+-]?\d{1,18}\s*$"
 OFFSET = r"Z|[+-](?:0\d|1[0-4])(?::?[0-5]\d)?"  # one that exists: hours 00-14, minutes 00-59
 # a time of day that exists (no 24:00, no second 60), as playcount
 TS = rf"^\s*(\d{{4}})-(\d{{2}})-(\d{{2}})[T ]([01]\d|2[0-3]):([0-5]\d)(?::([0-5]\d(?:\.\d{{1,6}})?))?\s*({OFFSET})?\s*$"
+PLAIN = r"^\d{4}-\d{2}-\d{2} (?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d$"
 DATE = rf"^\s*(\d{{4}}-\d{{2}}-\d{{2}})(?:[T ]\d{{2}}:\d{{2}}(?::\d{{2}}(?:\.\d{{1,9}})?)?(?:{OFFSET})?)?\s*$"
 CORRUPT = "_corrupt"
 
@@ -62,7 +63,13 @@ def int_(c: F.Column) -> F.Column:
 
 
 def ts_(c: F.Column) -> F.Column:
-    """A timestamp (UTC) or null: `yyyy-mm-dd[T ]hh:mm[:ss[.ffffff]]` and an optional offset."""
+    """A timestamp (UTC) or null: the plain form by a cast (an impossible date is null), the rest
+    (about 1%) from the parts of `TS`."""
+    return F.when(c.rlike(PLAIN), c.cast("timestamp")).otherwise(iso(c))
+
+
+def iso(c: F.Column) -> F.Column:
+    """`yyyy-mm-dd[T ]hh:mm[:ss[.ffffff]]` and an optional offset, converted to UTC; else null."""
     part = [F.regexp_extract(c, TS, i) for i in range(8)]
     year, month, day, hour, minute = (p.cast("int") for p in part[1:6])
     second = F.coalesce(F.nullif(part[6], F.lit("")).cast("decimal(8,6)"), F.lit(0).cast("decimal(8,6)"))
@@ -162,7 +169,6 @@ def main() -> None:
         "seq",
         (
             F.col("malformed")
-            | F.col("track_id").isNull()
             | txt(F.col("track_id")).isNull()
             | F.nullif(F.lower(trim(F.col("track_genre"))), F.lit("")).isNull()
             | ~F.coalesce(int_(F.col("duration_ms")).between(1, 86_400_000), F.lit(False))
