@@ -20,8 +20,8 @@ import ibis.expr.types as ir
 import pyarrow as pa
 import pytest
 
-from playcount.kpis import genre_kpis, repeated_keys, song_titles, top_genres, top_songs, unique_events
-from playcount.transform import events_of, with_songs
+from playcount.kpis import genre_kpis, repeated_keys, song_index, top_genres, top_songs, unique_events, with_songs
+from playcount.transform import events_of
 
 D25 = dt.date(2024, 6, 25)
 D26 = dt.date(2024, 6, 26)
@@ -93,13 +93,18 @@ def stream_table(events: list[tuple[Any, ...]]) -> ir.Table:
 
 
 @pytest.fixture
-def events(songs: ir.Table) -> ir.Table:
-    return with_songs(unique_events(events_of(stream_table(EVENTS))), songs)
+def index(songs: ir.Table) -> ir.Table:
+    return song_index(songs)
 
 
 @pytest.fixture
-def titles(songs: ir.Table) -> ir.Table:
-    return song_titles(songs)
+def events(index: ir.Table) -> ir.Table:
+    return with_songs(unique_events(events_of(stream_table(EVENTS))), index)
+
+
+# `song_index` numbers the tracks by track_id and the genres by name, from 0
+S = {"J1": 0, "P1": 1, "P2": 2, "P3": 3, "P4": 4, "R1": 5}
+G = {"jazz": 0, "pop": 1, "rock": 2}
 
 
 def rows(engine: Any, expr: ir.Table) -> list[dict[str, Any]]:
@@ -114,72 +119,76 @@ def test_events_of_keeps_the_streams_own_fields_and_the_date(engine: Any) -> Non
     ]
 
 
-def test_with_songs_adds_genre_and_listen_seconds_from_the_dimension(engine: Any, songs: ir.Table) -> None:
-    events = events_of(stream_table([(1, "R1", ts(13), "s1.csv"), (1, "P2", ts(1, 30, 26), "s2.csv")]))
-    got = rows(engine, with_songs(events, songs).order_by("track_id"))
-    assert [{k: (v.replace(tzinfo=None) if isinstance(v, dt.datetime) else v) for k, v in r.items()} for r in got] == [
-        {
-            "user_id": 1,
-            "track_id": "P2",
-            "listen_time": ts(1, 30, 26),
-            "date": D26,
-            "genre": "pop",
-            "listen_seconds": 100.0,
-        },
-        {
-            "user_id": 1,
-            "track_id": "R1",
-            "listen_time": ts(13),
-            "date": D25,
-            "genre": "rock",
-            "listen_seconds": 123.456,
-        },
+def test_song_index_numbers_tracks_and_genres(engine: Any, index: ir.Table) -> None:
+    got = rows(engine, index.order_by("track_id"))
+    assert [(r["track_id"], r["_s"], r["genre"], r["_g"], r["duration_ms"], r["title"], r["artist"]) for r in got] == [
+        ("J1", 0, "jazz", 0, 10_000, "Jazz One", "Eve"),
+        ("P1", 1, "pop", 1, 200_000, "Pop One", "Ann"),
+        ("P2", 2, "pop", 1, 100_000, "Pop Two", "Bob"),
+        ("P3", 3, "pop", 1, 300_000, "Pop Three", "Cy"),
+        ("P4", 4, "pop", 1, 60_000, "Pop Four", "Di"),
+        ("R1", 5, "rock", 2, 123_456, "Rock One", None),
     ]
+
+
+def test_with_songs_adds_the_song_genre_and_duration_from_the_dimension(engine: Any, index: ir.Table) -> None:
+    events = events_of(stream_table([(1, "R1", ts(13), "s1.csv"), (1, "P2", ts(1, 30, 26), "s2.csv")]))
+    got = rows(engine, with_songs(events, index).order_by("_s"))
+    assert got == [
+        {"date": D26, "user_id": 1, "_s": S["P2"], "_g": G["pop"], "_ms": 100_000},
+        {"date": D25, "user_id": 1, "_s": S["R1"], "_g": G["rock"], "_ms": 123_456},
+    ]
+
+
+def test_with_songs_leaves_out_a_track_the_dimension_lacks(engine: Any, index: ir.Table) -> None:
+    events = events_of(stream_table([(1, "R1", ts(13), "s1.csv"), (1, "XX", ts(13), "s1.csv")]))
+    assert [r["_s"] for r in rows(engine, with_songs(events, index))] == [S["R1"]]
 
 
 def test_with_songs_counts_every_event_under_the_tracks_current_genre(engine: Any, songs: ir.Table) -> None:
     # one track re-labelled between two files of a date: both files' events count under the new genre
     events = events_of(stream_table([(1, "R1", ts(10), "old.csv"), (2, "R1", ts(11), "new.csv")]))
     relabelled = songs.mutate(track_genre=ibis.ifelse(songs.track_id == "R1", "jazz", songs.track_genre))
-    got = rows(engine, genre_kpis(with_songs(unique_events(events), relabelled)))
+    index = song_index(relabelled)
+    got = rows(engine, genre_kpis(with_songs(unique_events(events), index), index))
     assert [(r["genre"], r["date"], r["total_streams"]) for r in got] == [("jazz", D25, 2)]
 
 
-def test_unique_events_counts_an_event_in_two_files_once(engine: Any, songs: ir.Table, events: ir.Table) -> None:
+def test_unique_events_counts_an_event_in_two_files_once(engine: Any, events: ir.Table) -> None:
     assert engine.to_arrow(events_of(stream_table(EVENTS))).num_rows == 14
     assert engine.to_arrow(events).num_rows == 13
-    p1 = rows(engine, events.filter((events.user_id == 1) & (events.track_id == "P1")))
-    assert len(p1) == 1
-    assert (p1[0]["date"], p1[0]["genre"], p1[0]["listen_seconds"]) == (D25, "pop", 200.0)
+    p1 = rows(engine, events.filter((events.user_id == 1) & (events._s == S["P1"])))
+    assert p1 == [{"date": D25, "user_id": 1, "_s": S["P1"], "_g": G["pop"], "_ms": 200_000}]
 
 
-def test_unique_events_is_exact_whatever_the_hashes_say(engine: Any, songs: ir.Table, events: ir.Table) -> None:
+def test_unique_events_is_exact_whatever_the_hashes_say(engine: Any) -> None:
     # the hash only picks the events that are grouped by their exact key: with every hash marked
     # repeated (as if all collided), the exact grouping alone gives the same 13 events
     stored = events_of(stream_table(EVENTS))
     every_hash = repeated_keys(stored.union(stored))
     assert engine.to_arrow(every_hash).num_rows == 13
     key = ["user_id", "track_id", "listen_time"]
-    got = with_songs(unique_events(stored, every_hash), songs)
-    assert rows(engine, got.order_by(key)) == rows(engine, events.order_by(key))
+    got = rows(engine, unique_events(stored, every_hash).order_by(key))
+    assert len(got) == 13
+    assert got == rows(engine, unique_events(stored).order_by(key))
 
 
-def test_unique_events_three_copies_across_files_and_runs(engine: Any, songs: ir.Table) -> None:
+def test_unique_events_three_copies_across_files_and_runs(engine: Any, index: ir.Table) -> None:
     twice = [
         (1, "P1", ts(10), "s1.csv"),
         (1, "P1", ts(10), "s2.csv"),
         (1, "P1", ts(10), "old.csv"),
         (2, "P1", ts(10), "s1.csv"),
     ]
-    got = rows(engine, with_songs(unique_events(events_of(stream_table(twice))), songs).order_by("user_id"))
-    assert [(r["user_id"], r["track_id"], r["date"], r["genre"], r["listen_seconds"]) for r in got] == [
-        (1, "P1", D25, "pop", 200.0),
-        (2, "P1", D25, "pop", 200.0),
+    got = rows(engine, with_songs(unique_events(events_of(stream_table(twice))), index).order_by("user_id"))
+    assert [(r["user_id"], r["_s"], r["date"], r["_g"], r["_ms"]) for r in got] == [
+        (1, S["P1"], D25, G["pop"], 200_000),
+        (2, S["P1"], D25, G["pop"], 200_000),
     ]
 
 
-def test_genre_kpis(engine: Any, events: ir.Table) -> None:
-    got = rows(engine, genre_kpis(events))
+def test_genre_kpis(engine: Any, events: ir.Table, index: ir.Table) -> None:
+    got = rows(engine, genre_kpis(events, index))
     assert got == [
         {
             "genre": "jazz",
@@ -235,10 +244,11 @@ def test_genre_kpis_round_exact_ties_half_up(engine: Any) -> None:
             }
         )
     )
+    index = song_index(songs)
     events = with_songs(
-        unique_events(events_of(stream_table([(1, "A", ts(10), "s.csv"), (1, "B", ts(10), "s.csv")]))), songs
+        unique_events(events_of(stream_table([(1, "A", ts(10), "s.csv"), (1, "B", ts(10), "s.csv")]))), index
     )
-    got = {r["genre"]: r for r in rows(engine, genre_kpis(events))}
+    got = {r["genre"]: r for r in rows(engine, genre_kpis(events, index))}
     assert (got["a"]["avg_listen_time"], got["a"]["total_listen_time"], got["a"]["avg_listen_time_per_user"]) == (
         1.01,
         1.005,
@@ -247,15 +257,15 @@ def test_genre_kpis_round_exact_ties_half_up(engine: Any) -> None:
     assert (got["b"]["avg_listen_time"], got["b"]["avg_listen_time_per_user"]) == (0.13, 0.13)
 
 
-def test_genre_kpis_without_dedup_would_double_count(engine: Any, songs: ir.Table) -> None:
+def test_genre_kpis_without_dedup_would_double_count(engine: Any, index: ir.Table) -> None:
     # guards the test above: the duplicate really is in the input
-    raw = genre_kpis(with_songs(events_of(stream_table(EVENTS)), songs))
+    raw = genre_kpis(with_songs(events_of(stream_table(EVENTS)), index), index)
     pop = rows(engine, raw.filter((raw.genre == "pop") & (raw.date == D25)))
     assert pop[0]["total_streams"] == 7
 
 
-def test_top_songs_ranks_ties_by_track_id_and_cuts_at_3(engine: Any, events: ir.Table, titles: ir.Table) -> None:
-    got = rows(engine, top_songs(events, titles))
+def test_top_songs_ranks_ties_by_track_id_and_cuts_at_3(engine: Any, events: ir.Table, index: ir.Table) -> None:
+    got = rows(engine, top_songs(events, index))
     assert [(r["date"], r["genre"], r["rank"], r["track_id"], r["stream_count"]) for r in got] == [
         (D25, "jazz", 1, "J1", 3),
         (D25, "pop", 1, "P1", 2),  # P1 and P2 tie on 2: track_id asc
@@ -294,23 +304,24 @@ def test_top_songs_ties_order_track_ids_bytewise(engine: Any) -> None:
         )
     )
     stored = events_of(stream_table([(1, t, ts(10), "s.csv") for t in ids]))
-    got = rows(engine, top_songs(with_songs(unique_events(stored), songs), song_titles(songs), n=4))
+    index = song_index(songs)
+    got = rows(engine, top_songs(with_songs(unique_events(stored), index), index, n=4))
     assert [r["track_id"] for r in got] == ["B1", "a1", "b1", "é1"]
 
 
 @pytest.mark.parametrize(("n", "pop_tracks"), [(1, ["P1"]), (2, ["P1", "P2"]), (10, ["P1", "P2", "P3", "P4"])])
 def test_top_songs_n_is_configurable(
-    engine: Any, events: ir.Table, titles: ir.Table, n: int, pop_tracks: list[str]
+    engine: Any, events: ir.Table, index: ir.Table, n: int, pop_tracks: list[str]
 ) -> None:
-    got = rows(engine, top_songs(events, titles, n=n))
+    got = rows(engine, top_songs(events, index, n=n))
     pop = [r for r in got if r["genre"] == "pop" and r["date"] == D25]
     assert [r["track_id"] for r in pop] == pop_tracks
     assert [r["rank"] for r in pop] == list(range(1, len(pop_tracks) + 1))
     assert all(r["rank"] <= n for r in got)
 
 
-def test_top_genres_ranks_ties_by_genre(engine: Any, events: ir.Table) -> None:
-    got = rows(engine, top_genres(genre_kpis(events)))
+def test_top_genres_ranks_ties_by_genre(engine: Any, events: ir.Table, index: ir.Table) -> None:
+    got = rows(engine, top_genres(genre_kpis(events, index)))
     assert got == [
         {"date": D25, "genre": "pop", "total_streams": 6, "rank": 1},
         {"date": D25, "genre": "jazz", "total_streams": 3, "rank": 2},  # jazz and rock tie on 3: genre asc
@@ -319,8 +330,8 @@ def test_top_genres_ranks_ties_by_genre(engine: Any, events: ir.Table) -> None:
     ]
 
 
-def test_top_genres_never_more_than_n(engine: Any, events: ir.Table) -> None:
-    got = rows(engine, top_genres(genre_kpis(events), n=2))
+def test_top_genres_never_more_than_n(engine: Any, events: ir.Table, index: ir.Table) -> None:
+    got = rows(engine, top_genres(genre_kpis(events, index), n=2))
     assert [(r["date"], r["genre"], r["rank"]) for r in got] == [(D25, "pop", 1), (D25, "jazz", 2), (D26, "pop", 1)]
 
 

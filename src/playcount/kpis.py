@@ -9,7 +9,16 @@ import ibis.expr.types as ir
 
 from playcount.transform import EVENT_KEY
 
-__all__ = ["repeated_keys", "unique_events", "song_titles", "genre_kpis", "top_songs", "top_genres", "KPI_TABLES"]
+__all__ = [
+    "repeated_keys",
+    "unique_events",
+    "song_index",
+    "with_songs",
+    "genre_kpis",
+    "top_songs",
+    "top_genres",
+    "KPI_TABLES",
+]
 
 KPI_TABLES = ("genre_kpis", "top_songs", "top_genres")
 
@@ -52,14 +61,38 @@ def unique_events(events: ir.Table, repeated: ir.Table | None = None) -> ir.Tabl
     return once.union(many)
 
 
-def song_titles(songs: ir.Table) -> ir.Table:
-    """Per track of the songs dimension (one row per track_id): its `title` and `artist`.
+def song_index(songs: ir.Table) -> ir.Table:
+    """Per track of the songs dimension (one row per track_id): `track_id`, `genre`, `duration_ms`,
+    `title`, `artist`, and two small integers, `_s` for the track and `_g` for its genre.
 
-    From the dimension, not carried by every event: ten million copies of the strings cost a
-    third of the events' write, for the few dozen rows the top songs show; and a track that left
-    the landing zone's songs file keeps its title (the dimension keeps its last version).
+    The KPIs group ten million events by these integers, not by the strings: grouping and holding
+    a narrow table costs a third of the strings' (the names are joined back on the few result rows).
+    Titles come from the dimension, not from every event: a track that left the landing zone's
+    songs file keeps its title (the dimension keeps its last version). Small: the caller
+    materialises it once for every piece of dates.
     """
-    return songs.select("track_id", title=songs.track_name, artist=songs.artists)
+    s = songs.select(
+        "track_id", genre=songs.track_genre, duration_ms=songs.duration_ms, title=songs.track_name, artist=songs.artists
+    )
+    return s.mutate(
+        _s=ibis.row_number().over(order_by=s.track_id).cast("int32"),
+        _g=ibis.dense_rank().over(order_by=s.genre).cast("int32"),
+    )
+
+
+def with_songs(events: ir.Table, index: ir.Table) -> ir.Table:
+    """Events (`unique_events`) joined with their song of `song_index`: `date`, `user_id`, `_s`,
+    `_g` and `_ms`, the song's duration in milliseconds (streams carry no duration: a stream counts
+    as a full play). What `genre_kpis` and `top_songs` read; the caller materialises it once.
+
+    Joined when KPIs are computed, not when events are written, so that every event of a date
+    counts under the current version of its track (a re-labelled genre moves all of them). The
+    join is inner: the dimension never loses a track, so only a track deleted from it by hand
+    (docs/pipeline.md) takes its events out of the KPIs.
+    """
+    i = index.select(_track=index.track_id, _s=index._s, _g=index._g, _ms=index.duration_ms.cast("int32"))
+    j = events.join(i, events.track_id == i._track)
+    return j.select("date", "user_id", "_s", "_g", "_ms")
 
 
 def _seconds_2dp(ms: ir.IntegerValue, n: ir.IntegerValue) -> ir.FloatingValue:
@@ -70,17 +103,20 @@ def _seconds_2dp(ms: ir.IntegerValue, n: ir.IntegerValue) -> ir.FloatingValue:
     return ((ms + 5 * n) // (10 * n)).cast("float64") / 100
 
 
-def genre_kpis(events: ir.Table) -> ir.Table:
-    """Per (genre, date): streams, distinct users, mean and total listen seconds."""
+def genre_kpis(events: ir.Table, index: ir.Table) -> ir.Table:
+    """Per (genre, date): streams, distinct users, mean and total listen seconds.
+
+    `events`: `with_songs`; `index`: `song_index`, for the genres' names."""
     # listen time is summed in whole milliseconds: an integer sum is exact, so every run (and
     # engine) gets the same figures; a float sum depends on the order parallel threads add in,
     # which flips a 2-decimal rounding now and then
-    ms = (events.listen_seconds * 1000).round().cast("int64")
-    g = events.group_by(["genre", "date"]).aggregate(
+    by = events.group_by(["_g", "date"]).aggregate(
         total_streams=events.count(),
         unique_users=events.user_id.nunique(),
-        total_listen_ms=ms.sum(),
+        total_listen_ms=events._ms.cast("int64").sum(),
     )
+    names = index.select(_n=index._g, genre=index.genre).distinct()
+    g = by.join(names, by._g == names._n)
     return g.select(
         "genre",
         "date",
@@ -92,17 +128,18 @@ def genre_kpis(events: ir.Table) -> ir.Table:
     ).order_by(["date", "genre"])
 
 
-def top_songs(events: ir.Table, titles: ir.Table, n: int = 3) -> ir.Table:
+def top_songs(events: ir.Table, index: ir.Table, n: int = 3) -> ir.Table:
     """The top `n` tracks per (date, genre) by stream count desc, ties by track_id asc.
 
-    `events`: `with_songs` of the `unique_events`; `titles`: `song_titles` (a track missing from it gets null ones).
+    `events`: `with_songs`; `index`: `song_index`, for the tracks' ids, genres, titles and artists
+    (joined on the counts per (date, track), about a hundred thousand rows a date, not on the events).
     """
-    c = events.group_by(["date", "genre", "track_id"]).aggregate(stream_count=events.count())
+    by = events.group_by(["date", "_s"]).aggregate(stream_count=events.count())
+    t = index.select(_t=index._s, track_id=index.track_id, genre=index.genre, title=index.title, artist=index.artist)
+    c = by.join(t, by._s == t._t)
     rank = ibis.row_number().over(group_by=[c.date, c.genre], order_by=[c.stream_count.desc(), c.track_id.asc()]) + 1
     ranked = c.mutate(rank=rank)
     ranked = ranked.filter(ranked["rank"] <= n)
-    t = titles.select(_t=titles.track_id, title=titles.title, artist=titles.artist)
-    ranked = ranked.left_join(t, ranked.track_id == t._t)
     return ranked.select(
         "date",
         "genre",

@@ -154,7 +154,9 @@ def scan_lines(opener: Opener, name: str, wanted: Iterable[int] = ()) -> tuple[i
             raw = decompressed(stream, name)
             while chunk := raw.read(_CHUNK):
                 ends = chunk.count(b"\n")
-                lone_cr += chunk.count(b"\r") - chunk.count(b"\r\n") - (cr_before and chunk[:1] == b"\n")
+                if b"\r" in chunk:  # (most files have none: two passes over the chunk saved)
+                    lone_cr += chunk.count(b"\r") - chunk.count(b"\r\n")
+                lone_cr -= cr_before and chunk[:1] == b"\n"
                 cr_before = chunk[-1:] == b"\r"
                 if targets and targets[-1] <= n + ends:
                     buf, pos, line = carry + chunk, 0, n + 1  # buf[pos] starts line `line`

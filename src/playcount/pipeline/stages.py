@@ -36,7 +36,7 @@ from playcount.pipeline.run import (
 )
 from playcount.report import write_report_safely
 from playcount.stores import KPI_SCHEMAS
-from playcount.transform import EVENT_COLUMNS, events_of, with_songs
+from playcount.transform import EVENT_COLUMNS, events_of
 
 log = logging.getLogger("playcount")
 
@@ -215,6 +215,7 @@ def compute_kpis(run: Run) -> KpiResult:
             f"{len(dates)} date(s) cannot be computed",
             fix="run `playcount run` with the songs CSV in the landing zone first",
         )
+    index = run.engine.materialize(kpi.song_index(songs), "song_index") if songs is not None else None
     for piece in _kpi_pieces(listed):
         files = [run.storage.uri(f.path) for d in piece for f in listed[d]]
         if not files:
@@ -223,17 +224,17 @@ def compute_kpis(run: Run) -> KpiResult:
                 for d in piece:
                     run.engine.write_parquet(empty, run.storage.prepare(run.layout.kpi(name, d)))
             continue
-        assert songs is not None
+        assert index is not None
         stored = run.engine.read_parquet(files)
         stored = stored.select(*EVENT_COLUMNS)  # older event files also hold their song's fields
-        # not materialised: each table below scans the events once, the repeated keys are small
         repeated = run.engine.materialize(kpi.repeated_keys(stored), "repeated")
-        events = with_songs(kpi.unique_events(stored, repeated), songs)
-        titles = kpi.song_titles(songs)
-        genres = run.engine.materialize(kpi.genre_kpis(events), "genre_kpis")
+        # the unique events with their song, read from Parquet and joined once for both tables:
+        # integers only, about 24 bytes an event (a piece's events stay within the memory limit)
+        events = run.engine.materialize(kpi.with_songs(kpi.unique_events(stored, repeated), index), "kpi_events")
+        genres = run.engine.materialize(kpi.genre_kpis(events, index), "genre_kpis")
         tables = {
             "genre_kpis": genres,
-            "top_songs": kpi.top_songs(events, titles, run.settings.top_songs_n),
+            "top_songs": kpi.top_songs(events, index, run.settings.top_songs_n),
             "top_genres": kpi.top_genres(genres, run.settings.top_genres_n),
         }
         for name, t in tables.items():
