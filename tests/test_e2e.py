@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import csv
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -207,3 +208,17 @@ def test_engine_keeps_stdout_clean_and_memory_bounded() -> None:
         "SELECT current_setting('enable_progress_bar'), current_setting('memory_limit')"
     ).fetchone()
     assert progress is False and limit.startswith(("488", "512"))
+
+
+def test_a_memory_limit_in_percent_is_a_share_of_the_machine_memory() -> None:
+    """`memory_limit = "50%"` (the settings take it) is half the physical memory: DuckDB 1.5's own
+    `SET memory_limit` knows no `%` and failed the run at connect."""
+    from playcount.engine import DuckDBEngine
+
+    machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    engine = DuckDBEngine(memory_limit="50%")
+    (limit,) = engine.db.execute("SELECT current_setting('memory_limit')").fetchone()
+    number, unit = limit.split()
+    got = float(number) * {"KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}[unit]
+    assert abs(got - machine / 2) / (machine / 2) < 0.01
+    engine.close()

@@ -56,3 +56,17 @@ def test_common_folder() -> None:
     )
     s3 = ["s3://b/l/date=2024-06-10/a.parquet", "s3://b/l/date=2024-06-11/a.parquet"]
     assert _common_folder(s3) == "s3://b/l"
+
+
+def test_drop_frees_a_materialized_table_and_its_view(spark_session: Any) -> None:
+    engine = SparkEngine(spark_session)
+    kept = engine.materialize(engine.from_arrow(pa.table({"v": [1, 2, 3]})), "kept")
+    gone = engine.materialize(engine.from_arrow(pa.table({"v": [4, 5]})), "gone")
+    df = spark_session.table(gone.get_name())
+    assert spark_session.catalog.isCached(gone.get_name()) and df.storageLevel.useMemory
+    engine.drop([gone])
+    assert not spark_session.catalog.tableExists(gone.get_name())
+    assert not df.storageLevel.useMemory and not df.storageLevel.useDisk  # its cache is freed
+    assert spark_session.catalog.isCached(kept.get_name())
+    assert engine.to_arrow(kept).column("v").to_pylist() == [1, 2, 3]
+    engine.close()

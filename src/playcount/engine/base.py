@@ -41,8 +41,15 @@ class Engine(Protocol):
     """What the pipeline asks of an engine: `DuckDBEngine` and `SparkEngine` implement it."""
 
     name: str
+    batch_bytes: int | None
+    """Stream files are checked in batches of at most this many CSV bytes (a larger file alone),
+    each batch's tables dropped before the next; None: all at once."""
 
     def materialize(self, expr: ir.Table, prefix: str = "t") -> ir.Table: ...
+
+    def drop(self, tables: list[ir.Table]) -> None:
+        """Free tables `materialize` made (nothing may refer to them any more)."""
+        ...
 
     def from_arrow(self, table: pa.Table, prefix: str = "arrow") -> ir.Table: ...
 

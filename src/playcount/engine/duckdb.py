@@ -65,6 +65,30 @@ def _open_files(current: int, parts: int) -> int:
     return max(current, parts + 1)
 
 
+BATCH_SHARE = 8
+"""`DuckDBEngine.batch_bytes` is the memory limit divided by this."""
+
+_UNITS = {"": 1, "B": 1, "BYTES": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+_UNITS |= {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+def _bytes(size: str) -> int:
+    """A DuckDB size (`953.6 MiB`, `1GB`, `100 bytes`) in bytes."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", size)
+    if m is None or m.group(2).upper() not in _UNITS:
+        raise ValueError(f"not a size: {size!r}")
+    return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+
+
+def _memory_limit(value: str) -> str:
+    """`memory_limit` as DuckDB's `SET` takes it: a share (`50%`, which DuckDB 1.5 does not take)
+    becomes that share of the machine's physical memory in bytes."""
+    if not value.strip().endswith("%"):
+        return value
+    machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return f"{int(machine * float(value.strip()[:-1]) / 100)}B"
+
+
 def _ident(column: str) -> str:
     return column.replace('"', '""')
 
@@ -92,8 +116,12 @@ class DuckDBEngine:
             # beyond it DuckDB spills to disk: the peak stays bounded whatever the data size
             self._spill = tempfile.mkdtemp(prefix="playcount-spill-")
             self._cleanup = weakref.finalize(self, shutil.rmtree, self._spill, ignore_errors=True)
-            self.db.execute(f"SET memory_limit = {_sql_str(memory_limit)}")
+            self.db.execute(f"SET memory_limit = {_sql_str(_memory_limit(memory_limit))}")
             self.db.execute(f"SET temp_directory = {_sql_str(self._spill)}")
+        (limit,) = self.db.execute("SELECT current_setting('memory_limit')").fetchone()  # type: ignore[misc]
+        self.batch_bytes: int | None = _bytes(limit) // BATCH_SHARE
+        """The CSV bytes of stream files checked together (`Engine.batch_bytes`): an eighth of the
+        memory limit, so that a batch's raw text and checked rows (about five times the CSV) fit."""
 
     def close(self) -> None:
         """Close the database (when the engine opened it) and remove its spill folder."""
@@ -117,6 +145,10 @@ class DuckDBEngine:
     def materialize(self, expr: ir.Table, prefix: str = "t") -> ir.Table:
         """Compute `expr` once into a temporary table and return it."""
         return self.con.create_table(self._name(prefix), expr, temp=True)
+
+    def drop(self, tables: list[ir.Table]) -> None:
+        for t in tables:
+            self.db.execute(f'DROP TABLE IF EXISTS "{_ident(t.get_name())}"')
 
     def from_arrow(self, table: pa.Table, prefix: str = "arrow") -> ir.Table:
         return self.con.create_table(self._name(prefix), table, temp=True)

@@ -292,6 +292,7 @@ class SparkEngine:
     """Runs the pure Ibis code on a SparkSession (Ibis's PySpark backend)."""
 
     name = "spark"
+    batch_bytes: int | None = None  # Spark spills and splits by itself: every stream file in one batch
 
     def __init__(
         self, session: Any = None, *, master: str | None = None, conf: Mapping[str, str] | None = None
@@ -340,6 +341,14 @@ class SparkEngine:
         df = self._cache(self._df(expr))
         df.count()
         return self._register(df, prefix)
+
+    def drop(self, tables: list[ir.Table]) -> None:
+        for t in tables:
+            name = t.get_name()
+            self.session.table(name).unpersist()  # the cached plan is the view's
+            self.session.catalog.dropTempView(name)
+            if name in self._views:
+                self._views.remove(name)
 
     def from_arrow(self, table: pa.Table, prefix: str = "arrow") -> ir.Table:
         return self._register(_dataframe(self.session, table), prefix)

@@ -34,6 +34,7 @@ from playcount.pipeline.run import (
     Handoff,
     Run,
 )
+from playcount.pipeline.validate import staged_clean
 from playcount.report import write_report_safely
 from playcount.stores import KPI_SCHEMAS
 from playcount.transform import EVENT_COLUMNS, events_of
@@ -56,7 +57,7 @@ def transform(run: Run) -> TransformResult:
     handoff, run.handoff = run.handoff or Handoff(), None  # taken once: a retry reads the staging
     streams = handoff.clean_streams
     if streams is None:
-        streams = run.engine.read_parquet([run.storage.uri(run.staging("clean_streams.parquet"))])
+        streams = run.engine.read_parquet([run.storage.uri(p) for p in staged_clean(run)])
     # not materialised: the (file, date) parts are written straight from the clean rows
     events = events_of(streams)
     pairs: list[dict[str, Any]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import time
@@ -15,6 +16,7 @@ from playcount import dimensions
 from playcount import validation as v
 from playcount.contracts import CONTRACTS, Contract
 from playcount.engine import RawRead
+from playcount.engine.reading import is_gzip
 from playcount.errors import SchemaError
 from playcount.pipeline.discover import (
     _signature,
@@ -47,12 +49,17 @@ class _Checked:
     outcomes: dict[str, FileOutcome]
 
 
-def _read(run: Run, files: list[InputFile], contract: Contract) -> tuple[list[RawRead], dict[str, FileOutcome]]:
+def _read(
+    run: Run, files: list[InputFile], contract: Contract, first: int = 0, total: int | None = None
+) -> tuple[list[RawRead], dict[str, FileOutcome]]:
+    """Each of `files` read as text; `first` and `total` place them among the files of their dataset
+    (a batch of them), for the progress display."""
     reads: list[RawRead] = []
     outcomes: dict[str, FileOutcome] = {}
-    for done, f in enumerate(files):
-        if len(files) > 1:  # files done of all, for the progress display
-            run.progress("validate", f"{f.dataset}: reading file {done + 1} of {len(files)}")
+    total = len(files) if total is None else total
+    for done, f in enumerate(files, start=first):
+        if total > 1:  # files done of all, for the progress display
+            run.progress("validate", f"{f.dataset}: reading file {done + 1} of {total}")
         outcome = FileOutcome.of(f)
         outcomes[f.name] = outcome
         raw: RawRead | None = None
@@ -81,18 +88,30 @@ def _read(run: Run, files: list[InputFile], contract: Contract) -> tuple[list[Ra
 
 
 def _check(
-    run: Run, files: list[InputFile], contract: Contract, check: Callable[[ir.Table, v.Persist], v.Checked]
+    run: Run,
+    files: list[InputFile],
+    contract: Contract,
+    check: Callable[[ir.Table, v.Persist], v.Checked],
+    *,
+    made: list[ir.Table] | None = None,
+    first: int = 0,
+    total: int | None = None,
 ) -> _Checked:
-    """Read, check and count one dataset; reject files over `max_bad_row_ratio`."""
+    """Read, check and count one dataset (or a batch of its files: `first`, `total`); reject files
+    over `max_bad_row_ratio`. The tables the checks persist are added to `made`."""
     started = time.perf_counter()
-    reads, outcomes = _read(run, files, contract)
+    reads, outcomes = _read(run, files, contract, first, total)
     if not reads:
         return _Checked(None, [], outcomes)
     raw = run.engine.union([r.table for r in reads], prefix=f"raw_{contract.dataset}")
-    checked = replace(
-        check(raw, lambda t: run.engine.materialize(t, f"checked_{contract.dataset}")),
-        raw_columns=tuple(dict.fromkeys(c for r in reads for c in r.columns)),
-    )
+
+    def persist(t: ir.Table) -> ir.Table:
+        table = run.engine.materialize(t, f"checked_{contract.dataset}")
+        if made is not None:
+            made.append(table)
+        return table
+
+    checked = replace(check(raw, persist), raw_columns=tuple(dict.fromkeys(c for r in reads for c in r.columns)))
     for r in reads:
         r.release()  # what the checks persisted is all that is used from here on
     counts = run.engine.to_arrow(v.rule_counts(checked)).to_pylist()
@@ -134,7 +153,8 @@ def _accepted_filter(t: ir.Table, names: list[str]) -> ir.Table:
     return t.filter(t._source_file.isin(names)) if names else t.filter(ibis.literal(False))
 
 
-def _write_bad_rows(run: Run, dataset: str, c: _Checked) -> str | None:
+def _bad_rows(run: Run, dataset: str, c: _Checked) -> ir.Table | None:
+    """The bad rows of the accepted files (checked and malformed), None when there are none."""
     accepted = [o.name for o in c.outcomes.values() if o.status == FileStatus.ACCEPTED]
     parts = []
     if c.checked is not None:
@@ -142,7 +162,19 @@ def _write_bad_rows(run: Run, dataset: str, c: _Checked) -> str | None:
     parts += [_accepted_filter(m, accepted) for m in c.malformed]
     if not parts or not sum(o.bad for o in c.outcomes.values() if o.status == FileStatus.ACCEPTED):
         return None
-    bad = run.engine.union(parts, prefix=f"bad_{dataset}")
+    return run.engine.union(parts, prefix=f"bad_{dataset}")
+
+
+def _write_bad_rows(run: Run, dataset: str, c: _Checked) -> str | None:
+    bad = _bad_rows(run, dataset, c)
+    return None if bad is None else _write_bad(run, dataset, [bad])
+
+
+def _write_bad(run: Run, dataset: str, tables: list[ir.Table]) -> str | None:
+    """`tables` (bad rows) as the dataset's one bad-rows CSV of the run, in file and line order."""
+    if not tables:
+        return None
+    bad = run.engine.union(tables, prefix=f"bad_{dataset}")
     cols = [x for x in bad.columns if x not in ("_source_file", "_line", "_reasons", "_raw")]
     ordered = bad.select(*cols, *(["_raw"] if "_raw" in bad.columns else []), "_source_file", "_line", "_reasons")
     path = run.layout.bad_rows(dataset, run.run_id)
@@ -258,34 +290,10 @@ def validate(run: Run, discovery: Discovery | None = None, *, dry_run: bool = Fa
             dims[ds] = dims[ds] if written is None else written  # the file: it outlives any cache
     clean_songs, clean_users = dims["songs"], dims["users"]
 
-    streams = _check(
-        run,
-        d.new,
-        CONTRACTS["streams"],
-        lambda raw, persist: v.check_streams(
-            raw, songs=clean_songs, users=clean_users, now=run.processing_time, persist=persist
-        ),
-    )
-    outcomes = list(streams.outcomes.values())
+    outcomes = _validate_streams(run, d.new, clean_songs, clean_users, bad_paths, dry_run=dry_run)
     files.extend(outcomes)
     accepted = [o.name for o in outcomes if o.status == FileStatus.ACCEPTED]
-    if streams.checked is not None and accepted:
-        clean = _accepted_filter(v.clean_rows(streams.checked), accepted)
-        summary = run.engine.to_arrow(v.clean_summary(clean, clean_users)).to_pylist()
-        for row in summary:
-            if row["early"]:
-                warnings = streams.outcomes[row["_source_file"]].warnings
-                key = "listen_time before created_at"
-                warnings[key] = warnings.get(key, 0) + int(row["early"])
-        if run.handoff is not None:
-            run.handoff.clean_streams = clean
-            run.handoff.clean_parts = [(r["_source_file"], r["date"], r["rows"]) for r in summary]
-        elif not dry_run:
-            run.engine.write_parquet(clean, run.storage.prepare(run.staging("clean_streams.parquet")))
     if not dry_run:
-        path = _write_bad_rows(run, "streams", streams)
-        if path:
-            bad_paths["streams"] = path
         for o in outcomes:
             if o.status == FileStatus.REJECTED:
                 _reject(run, o)
@@ -293,3 +301,107 @@ def validate(run: Run, discovery: Discovery | None = None, *, dry_run: bool = Fa
         reason = "every new stream file was rejected: " + "; ".join(str(o.reason) for o in outcomes)
         return done(ValidationStatus.FAILED, reason)
     return done(ValidationStatus.PASSED, None)
+
+
+STAGED_CLEAN = "clean_streams-"
+"""The staged clean stream rows: `clean_streams-<batch>.parquet` in the run's staging."""
+
+
+def staged_clean(run: Run) -> list[str]:
+    """The run's staged clean stream rows (one Parquet file per batch), in batch order."""
+    folder = run.staging("")
+    return [
+        f.path
+        for f in run.storage.list(folder.rstrip("/"))
+        if f.path.removeprefix(folder).startswith(STAGED_CLEAN) and f.path.endswith(".parquet")
+    ]
+
+
+def batches(files: list[InputFile], budget: int | None) -> list[list[InputFile]]:
+    """`files` in order, cut into batches of at most `budget` bytes (`Engine.batch_bytes`; a
+    larger file is a batch alone; a gzip file counts five times its size, about what its text
+    holds). None: one batch."""
+    if budget is None:
+        return [files]
+    out: list[list[InputFile]] = []
+    size = 0
+    for f in files:
+        n = f.size * (5 if is_gzip(f.name) else 1)
+        if not out or size + n > budget:
+            out.append([])
+            size = 0
+        out[-1].append(f)
+        size += n
+    return out or [[]]
+
+
+def _validate_streams(
+    run: Run,
+    new: list[InputFile],
+    songs: ir.Table,
+    users: ir.Table,
+    bad_paths: dict[str, str],
+    *,
+    dry_run: bool,
+) -> list[FileOutcome]:
+    """Check the new stream files against the merged dimensions, in batches that fit the engine's
+    memory (`batches`): per file its outcome and warnings; the clean rows of the accepted ones
+    staged (one Parquet file per batch) or, in one batch, handed to `transform` in memory; the
+    bad rows written once. With more than one batch, each batch's tables are dropped before the
+    next is read, so the memory a run holds is one batch's, whatever the number of files."""
+    if not dry_run:
+        for path in staged_clean(run):  # an earlier attempt's (a retried task)
+            run.storage.delete(path)
+    groups = batches(new, run.engine.batch_bytes)
+    outcomes: dict[str, FileOutcome] = {}
+    parts: list[tuple[str, dt.date, int]] = []
+    bad: list[ir.Table] = []
+    in_memory: ir.Table | None = None
+    staged: list[str] = []
+    first = 0
+    for i, group in enumerate(groups):
+        made: list[ir.Table] = []
+        c = _check(
+            run,
+            group,
+            CONTRACTS["streams"],
+            lambda raw, persist: v.check_streams(
+                raw, songs=songs, users=users, now=run.processing_time, persist=persist
+            ),
+            made=made,
+            first=first,
+            total=len(new),
+        )
+        first += len(group)
+        outcomes.update(c.outcomes)
+        accepted = [o.name for o in c.outcomes.values() if o.status == FileStatus.ACCEPTED]
+        if c.checked is not None and accepted:
+            clean = _accepted_filter(v.clean_rows(c.checked), accepted)
+            summary = run.engine.to_arrow(v.clean_summary(clean, users)).to_pylist()
+            for row in summary:
+                if row["early"]:
+                    warnings = c.outcomes[row["_source_file"]].warnings
+                    key = "listen_time before created_at"
+                    warnings[key] = warnings.get(key, 0) + int(row["early"])
+            parts += [(r["_source_file"], r["date"], r["rows"]) for r in summary]
+            if len(groups) == 1 and run.handoff is not None:
+                in_memory = clean
+            elif not dry_run:
+                path = run.staging(f"{STAGED_CLEAN}{i:05d}.parquet")
+                run.engine.write_parquet(clean, run.storage.prepare(path))
+                staged.append(path)
+        rows = None if dry_run else _bad_rows(run, "streams", c)
+        if rows is not None:  # a few: kept past the batch's tables
+            bad.append(rows if len(groups) == 1 else run.engine.materialize(rows, "bad_streams"))
+        if len(groups) > 1:
+            run.engine.drop(made)
+    if run.handoff is not None and (in_memory is not None or staged):
+        if in_memory is None:
+            in_memory = run.engine.read_parquet([run.storage.uri(p) for p in staged])
+        run.handoff.clean_streams = in_memory
+        run.handoff.clean_parts = parts
+    if not dry_run:
+        written = _write_bad(run, "streams", bad)
+        if written:
+            bad_paths["streams"] = written
+    return list(outcomes.values())
