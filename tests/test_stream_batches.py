@@ -115,6 +115,9 @@ def test_a_run_in_batches_of_one_file_equals_a_run_at_once(tmp_path: Path, monke
     def drop(self: DuckDBEngine, tables: list[Any]) -> None:
         dropped.append(len(tables))
         real_drop(self, tables)
+        names = [t.op().name for t in tables]
+        left = self.db.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+        assert not set(names) & {n for (n,) in left}  # gone, not only asked to go
 
     monkeypatch.setattr(duckdb_engine, "BATCH_SHARE", 2**62)  # a budget of 0 bytes: every file alone
     monkeypatch.setattr(validate_module, "batches", spy)

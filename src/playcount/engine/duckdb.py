@@ -148,7 +148,8 @@ class DuckDBEngine:
 
     def drop(self, tables: list[ir.Table]) -> None:
         for t in tables:
-            self.db.execute(f'DROP TABLE IF EXISTS "{_ident(t.get_name())}"')
+            # the bare name (`get_name()` is `temp.main.<name>`); no IF EXISTS: a wrong name raises
+            self.db.execute(f'DROP TABLE "{_ident(t.op().name)}"')
 
     def from_arrow(self, table: pa.Table, prefix: str = "arrow") -> ir.Table:
         return self.con.create_table(self._name(prefix), table, temp=True)
