@@ -136,7 +136,7 @@ def test_a_run_in_batches_of_one_file_equals_a_run_at_once(tmp_path: Path, monke
     assert kpis(each) == kpis(once)
 
 
-def test_split_steps_stage_one_file_per_batch_and_a_retried_validate_replaces_them(
+def test_split_steps_stage_the_events_per_file_and_date_and_a_retried_validate_replaces_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PLAYCOUNT_MAX_BAD_ROW_RATIO", "0.5")
@@ -148,16 +148,79 @@ def test_split_steps_stage_one_file_per_batch_and_a_retried_validate_replaces_th
 
     monkeypatch.setattr(duckdb_engine, "BATCH_SHARE", 2**62)
     run = pipeline.open_run(load_settings(root=str(split)))
-    stale = split / run.staging("clean_streams-00042.parquet")  # from an earlier attempt with more batches
+    stale = split / run.staging("events/date=2024-01-01/0123456789abcdef.parquet")  # an earlier attempt's
     stale.parent.mkdir(parents=True, exist_ok=True)
     stale.write_bytes(b"not parquet")
     assert pipeline.run_step(run, "validate")
-    staged = validate_module.staged_clean(run)
-    # one per batch of an accepted file, in file order (batch 0, noisy.csv, is rejected); the stale one is gone
-    assert [Path(p).name for p in staged] == [f"clean_streams-{i:05d}.parquet" for i in (1, 2, 3, 4, 5)]
+    val = run.load("validate", pipeline.Validation)
+    accepted = {o.name: o.fingerprint for o in val.accepted()}
+    assert sorted(accepted) == ["odd.csv", "streams_001.csv", "streams_002.csv", "streams_003.csv", "streams_004.csv"]
+    # one part per (accepted file, date), named by the file's fingerprint; the stale one is gone
+    staged = sorted(p.relative_to(split / run.staging("events")) for p in (split / run.staging("events")).rglob("*"))
+    staged = [p for p in staged if p.suffix == ".parquet"]
+    assert staged == sorted(Path(f"date={p.date}") / f"{accepted[p.file]}.parquet" for p in val.parts)
+    assert {p.file for p in val.parts} == set(accepted)
+    assert len({p.date for p in val.parts}) == 3  # generated over 3 dates
     assert not stale.exists()
+    for p in val.parts:  # each part holds its file's events of its date, as counted
+        t = pq.read_table(split / run.staging(f"events/date={p.date}/{accepted[p.file]}.parquet"))
+        assert t.num_rows == p.rows
+        assert set(t.column("_source_file").to_pylist()) == {p.file}
+        assert {d.isoformat() for d in t.column("date").to_pylist()} == {p.date.isoformat()}
+    assert sum(p.rows for p in val.parts) == len(_events(once))
     for step in ("transform", "load", "archive", "finish"):
         pipeline.run_step(run, step)  # type: ignore[arg-type]
     run.engine.close()
     assert _events(split) == _events(once)
     assert kpis(split) == kpis(once)
+
+
+def test_a_retried_transform_moves_what_is_left_and_a_lost_staging_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from playcount.errors import PlaycountError
+    from playcount.lake import LocalStorage
+
+    monkeypatch.setenv("PLAYCOUNT_MAX_BAD_ROW_RATIO", "0.5")
+    src = _lake(tmp_path)
+    once, split = tmp_path / "once", tmp_path / "split"
+    shutil.copytree(src, once)
+    shutil.copytree(src, split)
+    assert run_json(once)[0] == 0
+
+    run = pipeline.open_run(load_settings(root=str(split)))
+    assert pipeline.run_step(run, "validate")
+    moves = 0
+    real_move = LocalStorage.move
+
+    def killed_after_three(self: LocalStorage, a: str, b: str) -> None:
+        nonlocal moves
+        if moves == 3:
+            raise OSError("killed")
+        moves += 1
+        real_move(self, a, b)
+
+    monkeypatch.setattr(LocalStorage, "move", killed_after_three)
+    with pytest.raises(OSError, match="killed"):
+        pipeline.run_step(run, "transform")
+    monkeypatch.setattr(LocalStorage, "move", real_move)
+    inflight = sorted((split / "_playcount/inflight").glob("*.json"))
+    assert len(inflight) == 5  # every accepted file's record came before its first event
+    assert len(list((split / "processed_data/streams").rglob("*.parquet"))) == 3
+    pipeline.run_step(run, "transform")  # the retry: three parts are in place, the others still staged
+    assert not list((split / run.staging("events")).rglob("*.parquet"))
+    for step in ("load", "archive", "finish"):
+        pipeline.run_step(run, step)  # type: ignore[arg-type]
+    run.engine.close()
+    assert _events(split) == _events(once)
+    assert kpis(split) == kpis(once)
+
+    # a staging that is gone (neither staged nor in place) is an error that says what to do
+    again = tmp_path / "again"
+    shutil.copytree(src, again)
+    run = pipeline.open_run(load_settings(root=str(again)))
+    assert pipeline.run_step(run, "validate")
+    shutil.rmtree(again / run.staging("events"))
+    with pytest.raises(PlaycountError, match="staged events of .* are gone"):
+        pipeline.run_step(run, "transform")
+    run.engine.close()

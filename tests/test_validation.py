@@ -535,7 +535,7 @@ def test_clean_summary_counts_events_and_early_listens(engine: Any, refs: tuple[
             (("b.csv", 2), "2", "T1", "2024-01-01 00:00:00"),
         ],
     )
-    got = engine.to_arrow(clean_summary(clean_rows(checked), refs[1])).to_pylist()
+    got = engine.to_arrow(clean_summary(clean_rows(checked))).to_pylist()
     assert sorted((r["_source_file"], r["date"].isoformat(), r["rows"], r["early"]) for r in got) == [
         ("a.csv", "2024-01-01", 1, 1),
         ("a.csv", "2024-05-31", 1, 1),

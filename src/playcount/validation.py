@@ -35,6 +35,7 @@ __all__ = [
     "rule_counts",
     "parse_timestamp_utc",
     "clean_summary",
+    "EARLY",
 ]
 
 REASON_SEPARATOR = "; "
@@ -56,6 +57,9 @@ _TS = (
 _FIRST_TS, _LAST_TS = dt.datetime(1, 1, 1), dt.datetime(9999, 12, 31, 23, 59, 59, 999999)
 _FIRST_DATE, _LAST_DATE = dt.date(1, 1, 1), dt.date(9999, 12, 31)
 _TYPED = TYPED
+EARLY = "_early"
+"""A clean stream row's warning flag: its listen_time's date is before its user's created_at
+(SPEC §1: a warning, not a rule). `check_streams` sets it; `clean_rows` carries it."""
 _RULE = "_r_"
 """The prefix of a rule's boolean column (`_r_user_age_range`): True where the row fails it."""
 
@@ -319,12 +323,15 @@ def check_streams(
     t = t.mutate(**{f"{_TYPED}user_id": _integer(t.user_id), f"{_TYPED}track_id": _text(t.track_id)})
     # Membership by equi-join on the distinct keys, not `isin(subquery)`: Spark runs an IN
     # subquery inside an expression as a nested-loop join (rows x users), a join hashes.
-    known_users = users.select(_known_user=users.user_id).distinct()
+    # The users dimension has one row per user_id: its created_at comes along for the warning
+    # (`EARLY`), computed here on the rows already joined instead of by a second join later.
+    known_users = users.select(_known_user=users.user_id, _created=users.created_at).distinct()
     known_tracks = songs.select(_known_track=songs.track_id).distinct()
     t = t.left_join(known_users, t[f"{_TYPED}user_id"] == known_users._known_user)
     t = t.left_join(known_tracks, t[f"{_TYPED}track_id"] == known_tracks._known_track)
+    t = t.mutate(**{EARLY: (t[f"{_TYPED}listen_time"].date() < t._created).fill_null(False)})
     latest = now.replace(tzinfo=None) + dt.timedelta(days=1)
-    return _finish(t, raw, STREAMS, {"latest": latest}, persist, helpers=("_known_user", "_known_track"))
+    return _finish(t, raw, STREAMS, {"latest": latest}, persist, helpers=("_known_user", "_known_track", "_created"))
 
 
 def clean_rows(checked: Checked) -> ir.Table:
@@ -336,7 +343,8 @@ def clean_rows(checked: Checked) -> ir.Table:
     typed = [c for c in t.columns if c.startswith(_TYPED)]
     names = {c[len(_TYPED) :] for c in typed}
     rest = [c for c in checked.raw_columns if c not in names]
-    return t.select(*[t[c].name(c[len(_TYPED) :]) for c in typed], *rest, "_source_file", "_line")
+    early = [EARLY] if EARLY in t.columns else []
+    return t.select(*[t[c].name(c[len(_TYPED) :]) for c in typed], *rest, "_source_file", "_line", *early)
 
 
 def bad_rows(checked: Checked) -> ir.Table:
@@ -382,12 +390,11 @@ def rule_counts(checked: Checked) -> ir.Table:
     )
 
 
-def clean_summary(clean_streams: ir.Table, users: ir.Table) -> ir.Table:
-    """Per file and UTC date of the clean events: `rows`, and `early`, the events whose
-    listen_time is before their user's created_at (a warning, not a rule)."""
-    u = users.select(_uid=users.user_id, _created=users.created_at)
-    j = clean_streams.left_join(u, clean_streams.user_id == u._uid)
-    date = j.listen_time.date()
-    return j.group_by(_source_file=j._source_file, date=date).aggregate(
-        rows=j.count(), early=(date < j._created).fill_null(False).cast("int64").sum()
+def clean_summary(clean_streams: ir.Table) -> ir.Table:
+    """Per file and UTC date of the clean stream rows (`clean_rows` of `check_streams`): `rows`,
+    and `early`, the events whose listen_time is before their user's created_at (a warning, not
+    a rule; `EARLY`)."""
+    t = clean_streams
+    return t.group_by(_source_file=t._source_file, date=t.listen_time.date()).aggregate(
+        rows=t.count(), early=t[EARLY].cast("int64").sum()
     )

@@ -33,7 +33,6 @@ from playcount.pipeline.results import (
 )
 from playcount.pipeline.run import (
     STALE_STAGING,
-    Handoff,
     Run,
     check_writable,
     clear_stale_staging,
@@ -58,7 +57,6 @@ from playcount.pipeline.validate import validate
 
 __all__ = [
     "Run",
-    "Handoff",
     "InputFile",
     "FileOutcome",
     "FileStatus",

@@ -110,12 +110,23 @@ class Discovery(BaseModel):
         return not self.new and not self.skipped and not self.unusable
 
 
+class StagedPart(BaseModel):
+    """The clean events of one accepted stream file on one date, staged by validate as
+    `staging/<run-id>/events/date=D/<fingerprint>.parquet` for transform to move into place."""
+
+    file: str
+    date: dt.date
+    rows: int
+
+
 class Validation(BaseModel):
     status: ValidationStatus
     reason: str | None = None
     files: list[FileOutcome]
     bad_rows: dict[str, str] = Field(default_factory=dict)
     """Dataset -> bad rows file written."""
+    parts: list[StagedPart] = Field(default_factory=list)
+    """The staged event parts of the accepted stream files (none in a dry run)."""
 
     def accepted(self, dataset: str = "streams") -> list[FileOutcome]:
         return [f for f in self.files if f.dataset == dataset and f.status == FileStatus.ACCEPTED]

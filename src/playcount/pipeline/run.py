@@ -12,7 +12,6 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-import ibis.expr.types as ir
 from pydantic import BaseModel
 
 from playcount.aws import Aws
@@ -36,16 +35,6 @@ log = logging.getLogger("playcount")
 
 
 @dataclass
-class Handoff:
-    """What `validate` leaves in memory for `transform` when both run in one process."""
-
-    clean_streams: ir.Table | None = None
-    """The clean stream rows of the accepted files."""
-    clean_parts: list[tuple[str, dt.date, int]] | None = None
-    """(source file, date, rows) of those rows, counted in validate's pass."""
-
-
-@dataclass
 class Run:
     """Everything a stage needs: settings, the lake, the engine, the store, the notifier."""
 
@@ -58,10 +47,6 @@ class Run:
     started_at: dt.datetime
     layout: Layout = field(default_factory=Layout)
     progress: Progress = field(default=lambda stage, msg: None)
-    handoff: Handoff | None = None
-    """Set by `run_pipeline`, which runs every stage in this process: a stage leaves its tables
-    here for the next instead of staging them in the lake (a crashed run is re-run whole, so
-    nothing is lost). None: stages stage their results, to run as separate tasks or jobs."""
 
     @property
     def run_date(self) -> dt.date:

@@ -5,7 +5,7 @@ is cleaned and how a failure is staged are decided here only.
 A step is a list of stages (`STEPS`). Every stage stages its result under
 `_playcount/staging/<run-id>/`, so a step can run in another process than the one before it (an
 Airflow task, a Glue job) and be retried on its own. `run_pipeline` runs every step in one
-process under one lock and hands the clean rows from validate to transform in memory.
+process under one lock.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from playcount.pipeline.results import (
     Validation,
     ValidationStatus,
 )
-from playcount.pipeline.run import Handoff, Run, _lock, check_writable, clear_stale_staging
+from playcount.pipeline.run import Run, _lock, check_writable, clear_stale_staging
 from playcount.pipeline.stages import (
     archive,
     compute_kpis,
@@ -236,7 +236,6 @@ def run_pipeline(
     """
     hook = after_stage or (lambda stage: None)
     _require_root(run)
-    run.handoff = Handoff()
     with _lock(run):
         try:
             if not _run_stages(run, "validate", hook):

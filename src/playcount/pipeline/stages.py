@@ -7,7 +7,6 @@ import datetime as dt
 import io
 import json
 import logging
-from typing import Any
 
 from playcount import kpis as kpi
 from playcount.errors import PlaycountError
@@ -31,13 +30,12 @@ from playcount.pipeline.results import (
     ValidationStatus,
 )
 from playcount.pipeline.run import (
-    Handoff,
     Run,
 )
-from playcount.pipeline.validate import staged_clean
+from playcount.pipeline.validate import staged_part
 from playcount.report import write_report_safely
 from playcount.stores import KPI_SCHEMAS
-from playcount.transform import EVENT_COLUMNS, events_of
+from playcount.transform import EVENT_COLUMNS
 
 log = logging.getLogger("playcount")
 
@@ -46,39 +44,32 @@ log = logging.getLogger("playcount")
 
 
 def transform(run: Run) -> TransformResult:
-    """The clean streams (staged, or handed over by `validate` in `run_pipeline`) as events: one
-    Parquet file per (source file, date), of the stream's own fields (`events_of`)."""
+    """The events of the accepted stream files into place: each (source file, date) part that
+    validate staged (`staged_part`: the stream's own fields, `events_of`) moved to
+    `processed_data/streams/date=D/<fingerprint>.parquet`, replacing the part of an earlier run
+    of the same content. A record per source file (`_playcount/inflight/`) comes first: a kill
+    after the moves leaves one. A retry moves what an earlier attempt left staged."""
     val = run.load("validate", Validation)
-    accepted = val.accepted()
-    if not accepted:
-        result = TransformResult(dates=[], events=0)
-        run.save("transform", result)
-        return result
-    handoff, run.handoff = run.handoff or Handoff(), None  # taken once: a retry reads the staging
-    streams = handoff.clean_streams
-    if streams is None:
-        streams = run.engine.read_parquet([run.storage.uri(p) for p in staged_clean(run)])
-    # not materialised: the (file, date) parts are written straight from the clean rows
-    events = events_of(streams)
-    pairs: list[dict[str, Any]]
-    if handoff.clean_parts is not None:  # validate counted them already
-        pairs = [{"_source_file": f, "date": d, "n": n} for f, d, n in sorted(handoff.clean_parts)]
-    else:
-        pairs = run.engine.to_arrow(
-            events.group_by(["_source_file", "date"]).aggregate(n=events.count()).order_by(["_source_file", "date"])
-        ).to_pylist()
-    fp = {o.name: o.fingerprint for o in accepted}
+    fp = {o.name: o.fingerprint for o in val.accepted()}
+    parts = sorted((p for p in val.parts if p.file in fp), key=lambda p: (p.file, p.date))
     written: dict[str, list[str]] = {}
-    parts: dict[tuple[Any, ...], str] = {}
-    for p in pairs:
-        path = run.layout.events(p["date"], fp[p["_source_file"]])
-        parts[(p["_source_file"], p["date"])] = run.storage.prepare(path)
-        written.setdefault(p["_source_file"], []).append(path)
+    for p in parts:
+        written.setdefault(p.file, []).append(run.layout.events(p.date, fp[p.file]))
     for name, paths in written.items():  # before the events: a kill after them leaves a record
         _record_inflight(run, fp[name], name, paths)
-    run.engine.write_parquet_parts(events, ("_source_file", "date"), parts)
-    dates = sorted({p["date"] for p in pairs})
-    result = TransformResult(dates=dates, events=sum(p["n"] for p in pairs), files=written)
+    for p in parts:
+        staged, path = staged_part(run, p.date, fp[p.file]), run.layout.events(p.date, fp[p.file])
+        if run.storage.exists(staged):
+            if run.storage.exists(path):  # re-processing a file replaces its parts
+                run.storage.delete(path)
+            run.storage.move(staged, path)
+        elif not run.storage.exists(path):  # neither staged nor moved by an earlier attempt
+            raise PlaycountError(
+                f"the staged events of `{p.file}` on {p.date} (`{run.storage.uri(staged)}`) are gone",
+                fix="run the validate step again (`playcount run`: run again)",
+            )
+    dates = sorted({p.date for p in parts})
+    result = TransformResult(dates=dates, events=sum(p.rows for p in parts), files=written)
     run.save("transform", result)
     run.progress("transform", f"{result.events:,} events over {len(dates)} date(s)")
     return result
