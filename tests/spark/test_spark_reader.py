@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from playcount.engine import DuckDBEngine, Engine
+from playcount.engine import CsvSource, DuckDBEngine, Engine, RawRead
 from playcount.engine.spark import SparkEngine, _parse_file
 from playcount.errors import SchemaError
 
@@ -57,7 +57,17 @@ def read(engine: Engine, path: Path, required: tuple[str, ...] = ("user_id", "tr
         r = engine.read_csv(str(path), lambda: path.open("rb"), path.name, required=required)
     except SchemaError as e:
         return "rejected", str(e), e.context
-    good = sorted(engine.to_arrow(r.table).to_pylist(), key=lambda row: row["_line"])
+    return result(engine, r)
+
+
+def result(engine: Engine, r: RawRead | SchemaError | FileNotFoundError) -> tuple[Any, ...]:
+    """`read`'s tuple of a `RawRead`, or of a rejection."""
+    if isinstance(r, FileNotFoundError):
+        return ("gone",)
+    if isinstance(r, SchemaError):
+        return "rejected", str(r), r.context
+    table = r.table.filter(r.table._source_file == r.source) if r.shared else r.table  # others' rows too
+    good = sorted(engine.to_arrow(table).to_pylist(), key=lambda row: row["_line"])
     bad = sorted(engine.to_arrow(r.malformed).to_pylist(), key=lambda row: row["_line"])
     return r.source, r.columns, r.rows, good, bad
 
@@ -198,3 +208,57 @@ def test_lines_stay_right_when_the_splits_change_after_the_read(tmp_path: Path, 
     r.release()  # the checks have persisted the rows: the malformed ones are still read after it
     bad = sorted(spark.to_arrow(r.malformed).to_pylist(), key=lambda row: row["_line"])
     assert (r.source, r.columns, r.rows, good, bad) == expected
+
+
+def _sources(paths: list[Path]) -> list[CsvSource]:
+    return [CsvSource(str(p), lambda p=p: p.open("rb"), p.name) for p in paths]  # type: ignore[misc]
+
+
+def test_files_read_together_read_as_each_alone(tmp_path: Path, spark: SparkEngine) -> None:
+    # every case in one `read_csvs` (Spark: one text scan of all the plain files): each file gives
+    # what reading it alone on DuckDB gives; a file gone since it was listed is its own rejection
+    paths = [*(write(tmp_path, name, CASES[name]) for name in CASES), tmp_path / "gone.csv"]
+    expected = [read(DuckDBEngine(threads=1), p) for p in paths]
+    assert expected[-1][0] == "rejected" and "cannot be read" in expected[-1][1]
+    sources = _sources(paths)
+    seen: list[int] = []
+    for engine in (spark, DuckDBEngine(threads=1)):
+        got = engine.read_csvs(sources, required=("user_id", "track_id"), progress=seen.append)
+        assert [result(engine, r) for r in got] == expected
+        for r in got:
+            if isinstance(r, RawRead):
+                r.release()
+    assert seen == [0, *range(len(sources))]  # Spark reads them together; DuckDB one by one
+
+
+def test_split_files_read_together_read_as_duckdb(tmp_path: Path, spark: SparkEngine) -> None:
+    # twelve files of random lines in one scan, in splits of a few dozen bytes: every file's
+    # lines, values and malformed rows as the DuckDB engine reads it alone
+    rng = random.Random(13)
+    paths = [write(tmp_path, f"s{i}.csv", _lines_file(rng)) for i in range(12)]
+    duck = DuckDBEngine(threads=1)
+    expected = [read(duck, p, required=()) for p in paths]
+    conf = spark.session.conf
+    saved = {k: conf.get(k) for k in ("spark.sql.files.maxPartitionBytes", "spark.sql.files.openCostInBytes")}
+    conf.set("spark.sql.files.maxPartitionBytes", "37")
+    conf.set("spark.sql.files.openCostInBytes", "1")
+    try:
+        got = spark.read_csvs(_sources(paths), required=())
+    finally:
+        for key, value in saved.items():
+            conf.set(key, value)
+    assert [result(spark, r) for r in got] == expected
+
+
+def test_reading_more_files_together_takes_no_more_spark_jobs(tmp_path: Path, spark: SparkEngine) -> None:
+    # one scan: the jobs a read takes do not grow with the number of plain files
+    tracker = spark.session.sparkContext.statusTracker()
+
+    def jobs(n: int) -> int:
+        paths = [write(tmp_path, f"j{n}_{i}.csv", CASES["doubled_quotes.csv"]) for i in range(n)]
+        before = len(tracker.getJobIdsForGroup())
+        got = spark.read_csvs(_sources(paths), required=())
+        assert all(isinstance(r, RawRead) and r.rows == 2 for r in got)
+        return len(tracker.getJobIdsForGroup()) - before
+
+    assert jobs(8) == jobs(2)

@@ -10,11 +10,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from playcount.engine.base import Engine, Opener, RawRead
+from playcount.engine.base import CsvSource, Engine, Opener, RawRead, ReadResult
 from playcount.engine.duckdb import DuckDBEngine, duckdb_literal
 from playcount.errors import SettingsError
 
-__all__ = ["Engine", "DuckDBEngine", "SparkEngine", "RawRead", "Opener", "connect", "duckdb_literal"]  # noqa: F822 - SparkEngine: lazy
+__all__ = [  # noqa: F822 - SparkEngine: lazy
+    "Engine",
+    "CsvSource",
+    "ReadResult",
+    "DuckDBEngine",
+    "SparkEngine",
+    "RawRead",
+    "Opener",
+    "connect",
+    "duckdb_literal",
+]
 
 
 def connect(

@@ -11,13 +11,29 @@ import functools
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, Union
 
 import ibis.expr.types as ir
 import pyarrow as pa
 
+from playcount.errors import SchemaError
+
 Opener = Callable[[], IO[bytes]]
 """Opens a landing file's bytes (local file or S3 object) afresh each call."""
+
+
+@dataclass(frozen=True)
+class CsvSource:
+    """One CSV file to read (`Engine.read_csvs`): where it is, how to open it, its name."""
+
+    uri: str
+    opener: Opener
+    name: str
+
+
+ReadResult = Union["RawRead", SchemaError, FileNotFoundError]
+"""What reading one file of `Engine.read_csvs` gave: its rows, or why there are none (rejected,
+or gone since it was listed)."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +51,20 @@ class RawRead:
     """Data rows read (well-formed + malformed)."""
     release: Callable[[], None] = lambda: None
     """Frees what holds the rows (DuckDB: its temporary tables) once nothing refers to them."""
+    shared: bool = False
+    """`table` holds the rows of every file read with this one that has its columns (the same
+    table object for each: Spark's `read_csvs`, one scan for all), not only this file's. A union
+    of reads takes each table once and keeps the rows of the files it wants (`rows_of`)."""
+
+
+def rows_of(engine: Engine, reads: list[RawRead], prefix: str = "union") -> ir.Table:
+    """The well-formed rows of `reads`, each file's once: their tables unioned (a shared table
+    taken once, then only the rows of these files kept)."""
+    tables = list({id(r.table): r.table for r in reads}.values())
+    t = engine.union(tables, prefix=prefix)
+    if any(r.shared for r in reads):
+        t = t.filter(t._source_file.isin([r.source for r in reads]))
+    return t
 
 
 class Engine(Protocol):
@@ -74,9 +104,41 @@ class Engine(Protocol):
 
     def read_csv(self, uri: str, opener: Opener, name: str, *, required: tuple[str, ...]) -> RawRead: ...
 
+    def read_csvs(
+        self,
+        sources: list[CsvSource],
+        *,
+        required: tuple[str, ...],
+        progress: Callable[[int], None] | None = None,
+    ) -> list[ReadResult]:
+        """`read_csv` of each source, in order; a file's `SchemaError` or `FileNotFoundError` is its
+        result, not raised. `progress(i)` is called when file `i` is being read (or, for an engine
+        that reads files together, once with 0). DuckDB reads them one by one
+        (`read_one_by_one`); Spark in one scan of all the plain files."""
+        ...
+
     def close(self) -> None:
         """Release what the engine holds (not a session it was given: that may be shared)."""
         ...
+
+
+def read_one_by_one(
+    engine: Engine,
+    sources: list[CsvSource],
+    *,
+    required: tuple[str, ...],
+    progress: Callable[[int], None] | None = None,
+) -> list[ReadResult]:
+    """`Engine.read_csvs` as one `read_csv` per file (every engine can)."""
+    out: list[ReadResult] = []
+    for i, s in enumerate(sources):
+        if progress is not None:
+            progress(i)
+        try:
+            out.append(engine.read_csv(s.uri, s.opener, s.name, required=required))
+        except (SchemaError, FileNotFoundError) as e:
+            out.append(e)
+    return out
 
 
 def write_parts_one_by_one(

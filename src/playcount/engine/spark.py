@@ -30,14 +30,14 @@ import sys
 import uuid
 import weakref
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 
-from playcount.engine.base import Opener, RawRead, write_parts_one_by_one
+from playcount.engine.base import CsvSource, Opener, RawRead, ReadResult, write_parts_one_by_one
 from playcount.engine.reading import (
     CsvRecords,
     is_gzip,
@@ -72,6 +72,9 @@ _EXCLUDED = "spark.sql.optimizer.excludedRules"
 # `_msg`), 2 = the file cannot be read (`_msg`, `_fix`, `_line` if known; nothing after it).
 _PARSED_SCHEMA = "_k INT, _line BIGINT, _v ARRAY<STRING>, _raw STRING, _msg STRING, _fix STRING"
 _GOOD, _MALFORMED, _ERROR = 0, 1, 2
+_BLOCK_KEY = 1 << 40
+"""A (file, split) pair as one number: file index times this plus the split's start (a byte
+offset: files up to a terabyte)."""
 
 
 def _pyspark() -> Any:
@@ -504,44 +507,100 @@ class SparkEngine:
         DuckDB engine does.
         """
         cols = read_columns(opener, name, required)
-        result = None if is_gzip(name) else self._read_lines(uri, name, cols)
+        result = None if is_gzip(name) else self._read_lines([(uri, name, cols)])[0]
+        if isinstance(result, SchemaError):
+            raise result
         return result if result is not None else self._read_exact(uri, name, cols)
 
-    def _read_lines(self, uri: str, name: str, cols: tuple[str, ...]) -> RawRead | None:
-        """The file as lines of Spark's text source (in the JVM, split across tasks), each line a
-        record; None when that cannot give what the exact reader gives (the exact reader then).
+    def read_csvs(
+        self,
+        sources: list[CsvSource],
+        *,
+        required: tuple[str, ...],
+        progress: Callable[[int], None] | None = None,
+    ) -> list[ReadResult]:
+        """`read_csv` of every source, the plain files in one text scan (`_read_lines`): a few
+        Spark jobs for all of them, not a few per file; the others by the exact reader."""
+        if progress is not None and sources:
+            progress(0)
+        results: list[ReadResult | None] = [None] * len(sources)
+        columns: dict[int, tuple[str, ...]] = {}
+        for i, s in enumerate(sources):
+            try:
+                columns[i] = read_columns(s.opener, s.name, required)
+            except (SchemaError, FileNotFoundError) as e:
+                results[i] = e
+        plain = [i for i in columns if not is_gzip(sources[i].name)]
+        lines = self._read_lines([(sources[i].uri, sources[i].name, columns[i]) for i in plain])
+        for i, line_read in zip(plain, lines, strict=True):
+            results[i] = line_read
+        out: list[ReadResult] = []
+        for i, got in enumerate(results):
+            if got is not None:
+                out.append(got)
+                continue
+            try:
+                out.append(self._read_exact(sources[i].uri, sources[i].name, columns[i]))
+            except (SchemaError, FileNotFoundError) as e:
+                out.append(e)
+        return out
+
+    def _read_lines(self, files: list[tuple[str, str, tuple[str, ...]]]) -> list[RawRead | SchemaError | None]:
+        """Files (uri, name, columns) as lines of Spark's text source (in the JVM, split across
+        tasks), each line a record, all files in one scan: per file its `RawRead`, its
+        `SchemaError` (no data rows), or None when the lines cannot give what the exact reader
+        gives (the exact reader then).
 
         A line's number comes from where it is: Spark numbers the rows of each task
         (`monotonically_increasing_id`: consecutive within a split) and says which split of the
         file a row is from (`_metadata.file_block_start`); one small job counts the lines of each
-        split, and a line is the lines of the splits before its own plus its place in it. The
-        text source ends lines at LF, CRLF and a lone CR, as Python's universal newlines do.
+        (file, split), and a line is the lines of its file's splits before its own plus its place
+        in it. The files are scanned as a union of one text source each, tagged with their index,
+        so that no task mixes two files. The text source ends lines at LF, CRLF and a lone CR, as
+        Python's universal newlines do.
 
         A line without a quote is split at its commas (exactly what Python's `csv` makes of it);
         a line with a quote is parsed by Python's `csv` on the executors (rare in streams; common
-        in songs, whose files are small). Turned down: a record that spans lines (a newline inside
-        quotes: lines are then not records) and a file that is not valid UTF-8 (the text source
-        keeps a line's bytes as they are; the exact reader then rejects the file and names the
-        line).
+        in songs, whose files are small). Turned down: a file with a record that spans lines (a
+        newline inside quotes: lines are then not records) and a file that is not valid UTF-8
+        (the text source keeps a line's bytes as they are; the exact reader then rejects the file
+        and names the line).
+
+        Files with the same columns share one table of rows (`RawRead.shared`): a filter of the
+        cache per file would scan all of it once per file (Spark does not skip the other files'
+        cached batches). The cache is released when every file's `RawRead` has been.
         """
         from pyspark.errors import AnalysisException
         from pyspark.sql import functions as F
 
+        out: list[RawRead | SchemaError | None] = [None] * len(files)
         try:
-            text = self.session.read.format("text").load(_literal(uri))
+            scans = []
+            for k, (uri, _, _) in enumerate(files):
+                try:
+                    text = self.session.read.format("text").load(_literal(uri))
+                except AnalysisException:  # gone since the header was read: the exact reader says so
+                    continue
+                scans.append(
+                    text.select(
+                        F.col("value").alias("_v"),
+                        F.col("_metadata.file_block_start").alias("_b"),
+                        F.lit(k).alias("_fi"),
+                    )
+                )
+            if not scans:
+                return out
             # cached: the numbering must be the one the counts were taken on (the splits of a
             # file depend on the cores the cluster has at the time, which dynamic allocation
             # changes; a cached partition that is lost is recomputed from the same split)
             lined = self._cache(
-                text.select(
-                    F.col("value").alias("_v"),
-                    F.col("_metadata.file_block_start").alias("_b"),
-                    F.monotonically_increasing_id().alias("_id"),
+                functools.reduce(lambda a, b: a.unionByName(b), scans).select(
+                    "_v", "_b", "_fi", F.monotonically_increasing_id().alias("_id")
                 )
             )
             value = F.col("_v")
             stats = (
-                lined.groupBy("_b")
+                lined.groupBy("_fi", "_b")
                 .agg(
                     F.count(F.lit(1)).alias("n"),
                     F.min("_id").alias("first"),
@@ -551,65 +610,106 @@ class SparkEngine:
                 )
                 .collect()
             )
-        except AnalysisException:  # gone since the header was read, or no `_metadata` (old Spark)
-            return None
+        except AnalysisException:  # no `_metadata` (old Spark): the exact reader
+            return out
         cached = [lined]
+        users = [0]
 
         def release() -> None:
-            for df in cached:
-                df.unpersist()
+            users[0] -= 1
+            if users[0] <= 0:
+                for df in cached:
+                    df.unpersist()
 
-        if not stats or any(row["not_utf8"] for row in stats):
-            release()
-            return None
-        # line of a row = rows of the splits before its own + its place in its split + 1
+        blocks: dict[int, list[Any]] = {}
+        for row in stats:
+            blocks.setdefault(row["_fi"], []).append(row)
+        # line of a row = rows of its file's splits before its own + its place in its split + 1
         base: dict[int, int] = {}
-        before = 0
-        for row in sorted(stats, key=lambda r: r["_b"]):
-            base[row["_b"]] = before - row["first"] + 1
-            before += row["n"]
-        blocks = F.create_map(*itertools.chain.from_iterable((F.lit(b), F.lit(k)) for b, k in base.items()))
-        numbered = lined.select("_v", (F.col("_id") + F.element_at(blocks, F.col("_b"))).alias("_line"))
+        lines: dict[int, int] = {}
+        for k, rows in blocks.items():
+            if any(row["not_utf8"] for row in rows):
+                continue
+            before = 0
+            for row in sorted(rows, key=lambda r: r["_b"]):
+                base[k * _BLOCK_KEY + row["_b"]] = before - row["first"] + 1
+                before += row["n"]
+            lines[k] = before
+        ok = sorted(lines)
+        key = F.col("_fi").cast("long") * F.lit(_BLOCK_KEY) + F.col("_b")
+        starts = F.create_map(*itertools.chain.from_iterable((F.lit(b), F.lit(n)) for b, n in base.items()))
+        numbered = lined.filter(F.col("_fi").isin(ok)).select(
+            "_v", "_fi", (F.col("_id") + F.element_at(starts, key)).alias("_line")
+        )
         plain = numbered.filter(~F.col("_v").contains('"')).select(
-            "_v", "_line", F.split("_v", ",", -1).alias("_f"), F.lit(False).alias("_spans")
+            "_v", "_fi", "_line", F.split("_v", ",", -1).alias("_f"), F.lit(False).alias("_spans")
         )
         parts = [plain]
-        if any(row["quoted"] for row in stats):
+        if any(row["quoted"] for row in stats if row["_fi"] in lines):
             parse = F.udf(_parse_line, "struct<f: array<string>, spans: boolean>")
             quoted = numbered.filter(F.col("_v").contains('"')).withColumn("_p", parse("_v"))
             quoted = self._cache(
-                quoted.select("_v", "_line", F.col("_p.f").alias("_f"), F.col("_p.spans").alias("_spans"))
+                quoted.select("_v", "_fi", "_line", F.col("_p.f").alias("_f"), F.col("_p.spans").alias("_spans"))
             )
             cached.append(quoted)
-            if quoted.filter("_spans").limit(1).count():
-                release()
-                return None
+            spans = {row["_fi"] for row in quoted.filter("_spans").select("_fi").distinct().collect()}
+            ok = [k for k in ok if k not in spans]
             parts.append(quoted)
-        rows = before - 1 - sum(row["blank"] for row in stats)  # lines less the header and blanks
-        if rows <= 0:
+        for k in list(ok):
+            blank = sum(row["blank"] for row in blocks[k])
+            if lines[k] - 1 - blank <= 0:  # lines less the header and blanks
+                out[k] = no_data_rows(files[k][1])
+                ok.remove(k)
+        if not ok:
+            users[0] = 0
             release()
-            raise no_data_rows(name)
-        width = len(cols)
-        reason = malformed_reason(width, -1).rsplit("-1", 1)  # the text around the count found
+            return out
+        widths = F.create_map(*itertools.chain.from_iterable((F.lit(k), F.lit(len(files[k][2]))) for k in ok))
+        # the reason's text around the two counts (each file has its own width)
+        head, tail = malformed_reason(-7, -9).split("-7", 1)
+        middle, end = tail.split("-9", 1)
         records = functools.reduce(lambda a, b: a.unionByName(b), parts).filter(
-            (F.col("_line") > 1) & (F.col("_v") != "")
+            (F.col("_line") > 1) & (F.col("_v") != "") & F.col("_fi").isin(ok)
         )
         n = F.size("_f")
-        good = records.filter(n == width).select(
-            *[F.nullif(F.col("_f")[i], F.lit("")).alias(c) for i, c in enumerate(cols)],
-            F.lit(name).alias("_source_file"),
-            F.col("_line").cast("bigint").alias("_line"),
-        )
-        malformed = records.filter(n != width).select(
-            F.lit(name).alias("_source_file"),
-            F.col("_line").cast("bigint").alias("_line"),
-            F.col("_v").alias("_raw"),
-            F.concat(F.lit(reason[0]), n.cast("string"), F.lit(reason[1])).alias("_reasons"),
-        )
+        width = F.element_at(widths, F.col("_fi"))
         # computed now, from the lines as counted: it is used after `release` (the bad-rows file)
-        malformed = self._cache(malformed)
+        malformed = self._cache(
+            records.filter(n != width).select(
+                "_fi",
+                F.col("_line").cast("bigint").alias("_line"),
+                F.col("_v").alias("_raw"),
+                F.concat(F.lit(head), width.cast("string"), F.lit(middle), n.cast("string"), F.lit(end)).alias(
+                    "_reasons"
+                ),
+            )
+        )
         malformed.count()
-        return RawRead(name, self._register(good, "raw"), self._register(malformed, "malformed"), cols, rows, release)
+        users[0] = len(ok)
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for k in ok:  # files with the same columns share one table: one scan of the cache for all
+            groups.setdefault(files[k][2], []).append(k)
+        for cols, group in groups.items():
+            names = F.create_map(*itertools.chain.from_iterable((F.lit(k), F.lit(files[k][1])) for k in group))
+            mine = F.col("_fi").isin(group)
+            good = self._register(
+                records.filter(mine & (n == len(cols))).select(
+                    *[F.nullif(F.col("_f")[i], F.lit("")).alias(c) for i, c in enumerate(cols)],
+                    F.element_at(names, F.col("_fi")).alias("_source_file"),
+                    F.col("_line").cast("bigint").alias("_line"),
+                ),
+                "raw",
+            )
+            for k in group:
+                name = files[k][1]
+                bad = malformed.filter(F.col("_fi") == k).select(
+                    F.lit(name).alias("_source_file"), "_line", "_raw", "_reasons"
+                )
+                rows = lines[k] - 1 - sum(row["blank"] for row in blocks[k])
+                out[k] = RawRead(
+                    name, good, self._register(bad, "malformed"), cols, rows, release, shared=len(group) > 1
+                )
+        return out
 
     def _read_exact(self, uri: str, name: str, cols: tuple[str, ...]) -> RawRead:
         """The exact reader's parse of the whole file (`_parse_file`) in one Spark task: its bytes

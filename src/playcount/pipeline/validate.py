@@ -15,7 +15,8 @@ import ibis.expr.types as ir
 from playcount import dimensions
 from playcount import validation as v
 from playcount.contracts import CONTRACTS, Contract
-from playcount.engine import RawRead
+from playcount.engine import CsvSource, RawRead
+from playcount.engine.base import rows_of
 from playcount.engine.reading import is_gzip
 from playcount.errors import SchemaError
 from playcount.pipeline.discover import (
@@ -54,38 +55,38 @@ class _Checked:
 def _read(
     run: Run, files: list[InputFile], contract: Contract, first: int = 0, total: int | None = None
 ) -> tuple[list[RawRead], dict[str, FileOutcome]]:
-    """Each of `files` read as text; `first` and `total` place them among the files of their dataset
-    (a batch of them), for the progress display."""
+    """Each of `files` read as text (`Engine.read_csvs`: Spark reads them in one scan); `first`
+    and `total` place them among the files of their dataset (a batch of them), for the progress
+    display."""
     reads: list[RawRead] = []
-    outcomes: dict[str, FileOutcome] = {}
+    outcomes = {f.name: FileOutcome.of(f) for f in files}
     total = len(files) if total is None else total
-    for done, f in enumerate(files, start=first):
+
+    def progress(i: int) -> None:
         if total > 1:  # files done of all, for the progress display
-            run.progress("validate", f"{f.dataset}: reading file {done + 1} of {total}")
-        outcome = FileOutcome.of(f)
-        outcomes[f.name] = outcome
-        raw: RawRead | None = None
-        try:
-            raw = run.engine.read_csv(
-                run.storage.uri(f.path),
-                lambda path=f.path: run.storage.open(path),  # type: ignore[misc]
-                f.name,
-                required=contract.required,
-            )
-        except SchemaError as e:
-            outcome.status, outcome.reason = FileStatus.REJECTED, str(e)
-        except FileNotFoundError:
+            run.progress("validate", f"{files[i].dataset}: reading file {first + i + 1} of {total}")
+
+    sources = [
+        CsvSource(run.storage.uri(f.path), lambda path=f.path: run.storage.open(path), f.name)  # type: ignore[misc]
+        for f in files
+    ]
+    results = run.engine.read_csvs(sources, required=contract.required, progress=progress)
+    for f, got in zip(files, results, strict=True):
+        outcome = outcomes[f.name]
+        if isinstance(got, FileNotFoundError):
             outcome.status, outcome.reason = FileStatus.PENDING, f"`{f.name}` disappeared while the run read it"
             continue
+        if isinstance(got, SchemaError):
+            outcome.status, outcome.reason = FileStatus.REJECTED, str(got)
         if f.signature is not None and _signature(run, f.path) != f.signature:
             # read while it changed: what was read is not its content; the next run takes it whole
             outcome.status = FileStatus.PENDING
             outcome.reason = f"`{f.name}` changed while the run read it: left in the landing zone for the next run"
-            if raw is not None:
-                raw.release()
+            if isinstance(got, RawRead):
+                got.release()
             continue
-        if raw is not None:
-            reads.append(raw)
+        if isinstance(got, RawRead):
+            reads.append(got)
     return reads, outcomes
 
 
@@ -105,7 +106,7 @@ def _check(
     reads, outcomes = _read(run, files, contract, first, total)
     if not reads:
         return _Checked(None, [], outcomes)
-    raw = run.engine.union([r.table for r in reads], prefix=f"raw_{contract.dataset}")
+    raw = rows_of(run.engine, reads, prefix=f"raw_{contract.dataset}")
 
     def persist(t: ir.Table) -> ir.Table:
         table = run.engine.materialize(t, f"checked_{contract.dataset}")
