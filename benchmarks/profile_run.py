@@ -35,7 +35,16 @@ from playcount.pipeline import open_run, run_pipeline
 from playcount.settings import Settings
 
 HERE = Path(__file__).resolve().parent
-TIMED = ("read_csv", "materialize", "write_parquet", "write_parquet_parts", "write_csv", "to_arrow", "read_parquet")
+TIMED = (
+    "read_csv",
+    "read_csvs",
+    "materialize",
+    "write_parquet",
+    "write_parquet_parts",
+    "write_csv",
+    "to_arrow",
+    "read_parquet",
+)
 
 
 def _peak() -> float:

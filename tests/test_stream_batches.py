@@ -224,3 +224,28 @@ def test_a_retried_transform_moves_what_is_left_and_a_lost_staging_is_an_error(
     with pytest.raises(PlaycountError, match="staged events of .* are gone"):
         pipeline.run_step(run, "transform")
     run.engine.close()
+
+
+def test_transform_refuses_a_validate_result_whose_staged_parts_do_not_add_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a validate result without parts (written by a version that staged the clean rows whole, or
+    # edited): transform fails with the fix instead of moving nothing and letting archive take
+    # the files as counted
+    import json
+
+    from playcount.errors import PlaycountError
+
+    monkeypatch.setenv("PLAYCOUNT_MAX_BAD_ROW_RATIO", "0.5")
+    lake = tmp_path / "lake"
+    shutil.copytree(_lake(tmp_path), lake)
+    run = pipeline.open_run(load_settings(root=str(lake)))
+    assert pipeline.run_step(run, "validate")
+    path = lake / run.staging("validate.json")
+    result = json.loads(path.read_text())
+    result["parts"] = [p for p in result["parts"] if p["file"] != "odd.csv"]
+    path.write_text(json.dumps(result))
+    with pytest.raises(PlaycountError, match=r"lists 0 staged events of `odd.csv`, which has 3 clean rows"):
+        pipeline.run_step(run, "transform")
+    assert not (lake / "processed_data/streams").exists()  # nothing moved, nothing half-counted
+    run.engine.close()

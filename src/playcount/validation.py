@@ -325,7 +325,8 @@ def check_streams(
     # subquery inside an expression as a nested-loop join (rows x users), a join hashes.
     # The users dimension has one row per user_id: its created_at comes along for the warning
     # (`EARLY`), computed here on the rows already joined instead of by a second join later.
-    known_users = users.select(_known_user=users.user_id, _created=users.created_at).distinct()
+    # (grouped, not distinct: a dimension edited by hand to hold a user twice multiplies no row)
+    known_users = users.group_by(_known_user=users.user_id).aggregate(_created=users.created_at.min())
     known_tracks = songs.select(_known_track=songs.track_id).distinct()
     t = t.left_join(known_users, t[f"{_TYPED}user_id"] == known_users._known_user)
     t = t.left_join(known_tracks, t[f"{_TYPED}track_id"] == known_tracks._known_track)

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from playcount.engine import CsvSource, DuckDBEngine, Engine, RawRead
+from playcount.engine.base import rows_of
 from playcount.engine.spark import SparkEngine, _parse_file
 from playcount.errors import SchemaError
 
@@ -262,3 +263,19 @@ def test_reading_more_files_together_takes_no_more_spark_jobs(tmp_path: Path, sp
         return len(tracker.getJobIdsForGroup()) - before
 
     assert jobs(8) == jobs(2)
+
+
+def test_a_file_dropped_from_shared_reads_leaves_no_row_behind(tmp_path: Path, spark: SparkEngine) -> None:
+    # files with the same columns share one table; the union of the reads kept (one file changed
+    # while it was read and is left out) holds the kept files' rows only
+    a = write(tmp_path, "a.csv", HEADER + "1,A,t1\n2,B,t2\n")
+    b = write(tmp_path, "b.csv", HEADER + "3,C,t3\n")
+    c = write(tmp_path, "c.csv", "track_id,user_id,listen_time\nD,4,t4\n")  # other columns: its own table
+    ra, rb, rc = spark.read_csvs(_sources([a, b, c]), required=())
+    assert isinstance(ra, RawRead) and isinstance(rb, RawRead) and isinstance(rc, RawRead)
+    assert ra.shared and rb.shared and ra.table is rb.table and not rc.shared
+    kept = rows_of(spark, [ra, rc])
+    got = sorted((r["_source_file"], r["_line"], r["user_id"]) for r in spark.to_arrow(kept).to_pylist())
+    assert got == [("a.csv", 2, "1"), ("a.csv", 3, "2"), ("c.csv", 2, "4")]
+    for r in (ra, rb, rc):
+        r.release()

@@ -126,7 +126,8 @@ class Validation(BaseModel):
     bad_rows: dict[str, str] = Field(default_factory=dict)
     """Dataset -> bad rows file written."""
     parts: list[StagedPart] = Field(default_factory=list)
-    """The staged event parts of the accepted stream files (none in a dry run)."""
+    """The event parts of the accepted stream files, staged by validate (a dry run lists them and
+    writes nothing)."""
 
     def accepted(self, dataset: str = "streams") -> list[FileOutcome]:
         return [f for f in self.files if f.dataset == dataset and f.status == FileStatus.ACCEPTED]

@@ -52,6 +52,17 @@ def transform(run: Run) -> TransformResult:
     val = run.load("validate", Validation)
     fp = {o.name: o.fingerprint for o in val.accepted()}
     parts = sorted((p for p in val.parts if p.file in fp), key=lambda p: (p.file, p.date))
+    listed = {name: 0 for name in fp}
+    for p in parts:
+        listed[p.file] += p.rows
+    short = [o for o in val.accepted() if listed[o.name] != o.clean]
+    if short:  # e.g. validated by a version that staged no parts: never archive a file uncounted
+        o = short[0]
+        raise PlaycountError(
+            f"the validate result of run `{run.run_id}` lists {listed[o.name]:,} staged events of `{o.name}`, "
+            f"which has {o.clean:,} clean rows ({len(short)} file(s) so)",
+            fix="run the validate step of this run again (`playcount run`: run again)",
+        )
     written: dict[str, list[str]] = {}
     for p in parts:
         written.setdefault(p.file, []).append(run.layout.events(p.date, fp[p.file]))
