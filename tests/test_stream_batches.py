@@ -136,15 +136,21 @@ def test_a_run_in_batches_of_one_file_equals_a_run_at_once(tmp_path: Path, monke
     assert kpis(each) == kpis(once)
 
 
-def test_split_steps_stage_the_events_per_file_and_date_and_a_retried_validate_replaces_them(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _run_once_and_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path, Path]:
+    """The lake (`_lake`), a copy run at once (`once`), and a fresh copy to run step by step."""
     monkeypatch.setenv("PLAYCOUNT_MAX_BAD_ROW_RATIO", "0.5")
     src = _lake(tmp_path)
     once, split = tmp_path / "once", tmp_path / "split"
     shutil.copytree(src, once)
     shutil.copytree(src, split)
     assert run_json(once)[0] == 0
+    return src, once, split
+
+
+def test_split_steps_stage_the_events_per_file_and_date_and_a_retried_validate_replaces_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src, once, split = _run_once_and_copy(tmp_path, monkeypatch)
 
     monkeypatch.setattr(duckdb_engine, "BATCH_SHARE", 2**62)
     run = pipeline.open_run(load_settings(root=str(split)))
@@ -181,12 +187,7 @@ def test_a_retried_transform_moves_what_is_left_and_a_lost_staging_is_an_error(
     from playcount.errors import PlaycountError
     from playcount.lake import LocalStorage
 
-    monkeypatch.setenv("PLAYCOUNT_MAX_BAD_ROW_RATIO", "0.5")
-    src = _lake(tmp_path)
-    once, split = tmp_path / "once", tmp_path / "split"
-    shutil.copytree(src, once)
-    shutil.copytree(src, split)
-    assert run_json(once)[0] == 0
+    src, once, split = _run_once_and_copy(tmp_path, monkeypatch)
 
     run = pipeline.open_run(load_settings(root=str(split)))
     assert pipeline.run_step(run, "validate")
