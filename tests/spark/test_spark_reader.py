@@ -279,3 +279,15 @@ def test_a_file_dropped_from_shared_reads_leaves_no_row_behind(tmp_path: Path, s
     assert got == [("a.csv", 2, "1"), ("a.csv", 3, "2"), ("c.csv", 2, "4")]
     for r in (ra, rb, rc):
         r.release()
+
+
+def test_files_with_hostile_names_read_together_as_alone(tmp_path: Path, spark: SparkEngine) -> None:
+    # glob characters, a percent escape, a comma, a quote and spaces in the names: each file is
+    # read as itself (never as a pattern matching another), its rows named by its own name
+    names = ["a [1].csv", "a1.csv", "b?.csv", "b.csv", "c%20d.csv", "e,f.csv", "g'h\".csv", "  i .csv"]
+    paths = [write(tmp_path, n, HEADER + f"{i},T{i},t{i}\n{i},T{i}\n") for i, n in enumerate(names)]
+    expected = [read(DuckDBEngine(threads=1), p, required=()) for p in paths]
+    got = spark.read_csvs(_sources(paths), required=())
+    assert [result(spark, r) for r in got] == expected
+    assert [e[3][0]["_source_file"] for e in expected] == names  # one good row each, under its own name
+    assert [e[4][0]["_line"] for e in expected] == [3] * len(names)  # and its malformed second row

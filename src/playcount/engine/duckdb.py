@@ -18,7 +18,7 @@ import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 
-from playcount.engine.base import CsvSource, Opener, RawRead, ReadResult, read_one_by_one, write_parts_one_by_one
+from playcount.engine.base import Opener, RawRead, read_one_by_one, write_parts_one_by_one
 from playcount.engine.reading import (
     CsvRecords,
     is_gzip,
@@ -245,15 +245,9 @@ class DuckDBEngine:
         self.db.execute(f"CREATE TEMP VIEW {name} AS SELECT * FROM read_parquet({files}, union_by_name=true)")
         return self.con.table(name)
 
-    def read_csvs(
-        self,
-        sources: list[CsvSource],
-        *,
-        required: tuple[str, ...],
-        progress: Callable[[int], None] | None = None,
-    ) -> list[ReadResult]:
-        """Each file by `read_csv`, one after another (DuckDB's reader is parallel within a file)."""
-        return read_one_by_one(self, sources, required=required, progress=progress)
+    read_csvs = read_one_by_one
+    """`Engine.read_csvs`: each file by `read_csv`, one after another (DuckDB's reader is parallel
+    within a file)."""
 
     def read_csv(self, uri: str, opener: Opener, name: str, *, required: tuple[str, ...]) -> RawRead:
         """Read one CSV as text, with the 1-based line of every row.

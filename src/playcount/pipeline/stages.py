@@ -50,12 +50,13 @@ def transform(run: Run) -> TransformResult:
     of the same content. A record per source file (`_playcount/inflight/`) comes first: a kill
     after the moves leaves one. A retry moves what an earlier attempt left staged."""
     val = run.load("validate", Validation)
-    fp = {o.name: o.fingerprint for o in val.accepted()}
+    accepted = val.accepted()
+    fp = {o.name: o.fingerprint for o in accepted}
     parts = sorted((p for p in val.parts if p.file in fp), key=lambda p: (p.file, p.date))
-    listed = {name: 0 for name in fp}
+    listed = dict.fromkeys(fp, 0)
     for p in parts:
         listed[p.file] += p.rows
-    short = [o for o in val.accepted() if listed[o.name] != o.clean]
+    short = [o for o in accepted if listed[o.name] != o.clean]
     if short:  # e.g. validated by a version that staged no parts: never archive a file uncounted
         o = short[0]
         raise PlaycountError(
