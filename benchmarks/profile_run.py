@@ -54,6 +54,14 @@ def _peak() -> float:
 
 raised: dict[str, float] = {}
 """Per engine call, the peak RSS (MiB) the last call of it that raised the process's peak reached."""
+jobs: dict[str, int] = collections.defaultdict(int)
+"""Spark: per engine call, the Spark jobs it ran (counted by Spark's status tracker)."""
+
+
+def _jobs(engine: Any) -> int:
+    """The Spark jobs the engine's session has run so far (0 on DuckDB)."""
+    session = getattr(engine, "session", None)
+    return len(session.sparkContext.statusTracker().getJobIdsForGroup(None)) if session is not None else 0
 
 
 def _timed(
@@ -61,7 +69,7 @@ def _timed(
 ) -> Callable[..., Any]:
     @functools.wraps(method)
     def call(self: DuckDBEngine, *args: Any, **kwargs: Any) -> Any:
-        started, peak = time.perf_counter(), _peak()
+        started, peak, before = time.perf_counter(), _peak(), _jobs(self)
         try:
             return method(self, *args, **kwargs)
         finally:
@@ -69,7 +77,9 @@ def _timed(
             seconds = time.perf_counter() - started
             key = f"{name} {prefix}".strip()
             totals[key] += seconds
-            calls.append((key, seconds))
+            ran = _jobs(self) - before
+            jobs[key] += ran
+            calls.append((f"{key} ({ran} jobs)" if ran else key, seconds))
             if _peak() > peak:  # this call raised the process's peak resident set
                 raised[key] = _peak()
 
@@ -133,8 +143,10 @@ def main() -> None:
     print(
         "peak RSS raised by: " + ", ".join(f"{k} {v:,.0f} MiB" for k, v in sorted(raised.items(), key=lambda kv: kv[1]))
     )
+    if jobs:
+        print(f"Spark jobs: {sum(jobs.values())} under the engine calls below (nested calls counted in each)")
     for key, seconds in sorted(totals.items(), key=lambda kv: -kv[1]):
-        print(f"{seconds:7.2f}s  {key}")
+        print(f"{seconds:7.2f}s  {key}" + (f"  ({jobs[key]} jobs)" if jobs.get(key) else ""))
     if args.calls:
         print("every call, in order:")
         for key, seconds in calls:

@@ -70,3 +70,44 @@ def test_drop_frees_a_materialized_table_and_its_view(spark_session: Any) -> Non
     assert spark_session.catalog.isCached(kept.get_name())
     assert engine.to_arrow(kept).column("v").to_pylist() == [1, 2, 3]
     engine.close()
+
+
+def _jobs_of(spark_session: Any, group: str, call: Any) -> list[int]:
+    sc = spark_session.sparkContext
+    sc.setJobGroup(group, group)
+    try:
+        call()
+    finally:
+        sc.setLocalProperty("spark.jobGroup.id", None)
+    return list(sc.statusTracker().getJobIdsForGroup(group))
+
+
+def test_write_csv_keeps_the_order_without_sampling_the_input(tmp_path: Path, spark_session: Any) -> None:
+    """A sorted file in one job per shuffle, not a sampling job first (a global sort's range split
+    would compute the input once more); descending keys and nulls placed as the sort says."""
+    engine = SparkEngine(spark_session)
+    n = 5000
+    rows = engine.from_arrow(
+        pa.table({"f": [f"s{i % 7}.csv" for i in range(n)], "line": [(i * 7919) % n for i in range(n)]})
+    )
+    cached = engine.materialize(rows, "rows")  # as the bad rows are: from cached tables
+    out = tmp_path / "out [1].csv"
+    spark_session.conf.set("spark.sql.shuffle.partitions", "4")  # as on a real session: a sort has ranges
+    try:
+        jobs = _jobs_of(spark_session, "csv", lambda: engine.write_csv(cached.order_by(["f", "line"]), str(out)))
+    finally:
+        spark_session.conf.set("spark.sql.shuffle.partitions", "1")
+    got = duckdb.sql("SELECT f, line FROM read_csv(?, header=true)", params=[duckdb_literal(str(out))]).fetchall()
+    assert got == sorted((f"s{i % 7}.csv", (i * 7919) % n) for i in range(n))
+    assert len(jobs) == 2, jobs  # the shuffle into one partition and the write (no sampling job)
+    # descending, nulls first and last as asked
+    t = engine.from_arrow(pa.table({"a": [2, None, 1, 3], "b": ["x", "y", None, "z"]}))
+    engine.write_csv(t.order_by([t.a.desc(nulls_first=True)]), str(tmp_path / "desc.csv"))
+    assert (tmp_path / "desc.csv").read_text().splitlines() == ["a,b", ",y", "3,z", "2,x", "1,"]
+    engine.write_csv(t.order_by([t.b.asc(nulls_first=False)]), str(tmp_path / "asc.csv"))
+    assert (tmp_path / "asc.csv").read_text().splitlines() == ["a,b", "2,x", ",y", "3,z", "1,"]
+    # no rows: the header alone, one file
+    engine.write_csv(t.filter(t.a > 9).order_by("a"), str(tmp_path / "empty.csv"))
+    assert (tmp_path / "empty.csv").read_text().splitlines() == ["a,b"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["asc.csv", "desc.csv", "empty.csv", "out [1].csv"]
+    engine.close()

@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import ibis
+import ibis.expr.operations as ops
 import ibis.expr.types as ir
 import pyarrow as pa
 
@@ -127,7 +128,6 @@ def _backend(session: Any) -> Any:
     - in-memory tables are registered through Arrow. Ibis goes through pandas, where a missing
       string becomes NaN and then the text `NaN`.
     """
-    import ibis.expr.operations as ops
     import sqlglot.expressions as sge
     from ibis.backends.pyspark import Backend
     from ibis.backends.sql.compilers.pyspark import PySparkCompiler
@@ -448,8 +448,7 @@ class SparkEngine:
     def write_csv(self, expr: ir.Table, uri: str) -> None:
         """One CSV file at `uri` (header, RFC 4180 quoting, values kept verbatim), in `expr`'s order."""
         writer = (
-            self._df(expr)
-            .coalesce(1)  # after a sort: its partitions, in order
+            self._one_partition(expr)
             .write.format("csv")
             .option("header", "true")
             .option("quote", '"')
@@ -458,6 +457,27 @@ class SparkEngine:
             .option("ignoreTrailingWhiteSpace", "false")
         )
         self._write_single(writer, uri)
+
+    def _one_partition(self, expr: ir.Table) -> Any:
+        """The DataFrame of `expr` as one partition, in `expr`'s order (a file's rows).
+
+        An `expr` that ends in a sort on its columns is moved to one partition and sorted there:
+        a global sort (`ORDER BY`) first samples its input to split it into ranges, a job that
+        computes the whole input once more, only for the ranges to be joined into one partition
+        again (the bad rows' file of a run: 2.7-4.6 s against 1.8-2.0 s at a million events)."""
+        from pyspark.sql import functions as F
+
+        op = expr.op()
+        if isinstance(op, ops.Sort) and all(isinstance(k.arg, ops.Field) and k.arg.rel == op.parent for k in op.keys):
+            order = []
+            for k in op.keys:
+                col = F.col(f"`{k.arg.name}`")
+                if k.ascending:
+                    order.append(col.asc_nulls_first() if k.nulls_first else col.asc_nulls_last())
+                else:
+                    order.append(col.desc_nulls_first() if k.nulls_first else col.desc_nulls_last())
+            return self._df(op.parent.to_expr()).repartition(1).sortWithinPartitions(*order)
+        return self._df(expr).coalesce(1)  # after another query's sort: its partitions, in order
 
     def _write_single(self, writer: Any, uri: str) -> None:
         """Write a one-partition DataFrame into a hidden folder, then move its part file to `uri`
