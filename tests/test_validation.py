@@ -435,6 +435,32 @@ def test_stream_duplicates_first_in_file_order_kept(engine: Any, refs: tuple[ir.
     assert reasons(engine, checked) == {2: "", 3: "duplicate", 4: "duplicate", 5: ""}
 
 
+def test_stream_duplicates_keep_their_original_text(engine: Any, refs: tuple[ir.Table, ir.Table]) -> None:
+    """A duplicate's text in the bad rows is its own, not its typed values written back: leading
+    zeros, a sign, blanks, an offset, fractions; a plain value's too."""
+    checked = streams(
+        refs,
+        [
+            ("1", "T1", "2024-06-25 10:00:00"),
+            ("+01", " T1 ", "2024-06-25T12:00:00.000+02:00"),  # the same event, written otherwise
+            ("1", "T1", "2024-06-25 10:00:00"),  # the same, written the same
+            ("1", "T2", "2024-06-25 10:00:00.5"),
+            ("1", "T2", "2024-06-25T10:00:00.500Z"),
+            ("x1", "T1", "2024-06-25 10:00:00"),  # a rule's failure: its text too
+        ],
+    )
+    got = [
+        (r["user_id"], r["track_id"], r["listen_time"], r["_line"], r["_reasons"])
+        for r in rows(engine, bad_rows(checked))
+    ]
+    assert got == [
+        ("+01", " T1 ", "2024-06-25T12:00:00.000+02:00", 3, "duplicate"),
+        ("1", "T1", "2024-06-25 10:00:00", 4, "duplicate"),
+        ("1", "T2", "2024-06-25T10:00:00.500Z", 6, "duplicate"),
+        ("x1", "T1", "2024-06-25 10:00:00", 7, "user_id is not an integer"),
+    ]
+
+
 def test_stream_duplicates_judged_per_file(engine: Any, refs: tuple[ir.Table, ir.Table]) -> None:
     checked = streams(
         refs,
