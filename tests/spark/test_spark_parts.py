@@ -106,6 +106,11 @@ def test_write_csv_keeps_the_order_without_sampling_the_input(tmp_path: Path, sp
     assert (tmp_path / "desc.csv").read_text().splitlines() == ["a,b", ",y", "3,z", "2,x", "1,"]
     engine.write_csv(t.order_by([t.b.asc(nulls_first=False)]), str(tmp_path / "asc.csv"))
     assert (tmp_path / "asc.csv").read_text().splitlines() == ["a,b", "2,x", ",y", "3,z", "1,"]
+    # columns named as a hostile header may name them
+    odd = engine.from_arrow(pa.table({"a`b": [2, 1], "c.d e": ["x", "y"]}))
+    engine.write_csv(odd.order_by(["a`b", "c.d e"]), str(tmp_path / "odd.csv"))
+    assert (tmp_path / "odd.csv").read_text().splitlines() == ["a`b,c.d e", "1,y", "2,x"]
+    (tmp_path / "odd.csv").unlink()
     # no rows: the header alone, one file
     engine.write_csv(t.filter(t.a > 9).order_by("a"), str(tmp_path / "empty.csv"))
     assert (tmp_path / "empty.csv").read_text().splitlines() == ["a,b"]

@@ -485,7 +485,7 @@ class SparkEngine:
             return None
         order = []
         for k in op.keys:
-            col = F.col(f"`{k.arg.name}`")
+            col = F.col("`" + k.arg.name.replace("`", "``") + "`")  # any name, taken literally
             if k.ascending:
                 order.append(col.asc_nulls_first() if k.nulls_first else col.asc_nulls_last())
             else:
