@@ -118,7 +118,7 @@ def test_write_csv_keeps_the_order_without_sampling_the_input(tmp_path: Path, sp
     engine.close()
 
 
-def test_a_sorted_table_is_materialized_in_its_order_without_sampling(tmp_path: Path, spark_session: Any) -> None:
+def test_a_sorted_table_is_materialized_in_its_order_without_sampling(spark_session: Any) -> None:
     """A materialized sorted table (the KPI tables) keeps its order for whoever reads it, computed
     without a sampling job (a global sort's range split would compute the input once more)."""
     engine = SparkEngine(spark_session)
@@ -126,10 +126,12 @@ def test_a_sorted_table_is_materialized_in_its_order_without_sampling(tmp_path: 
     rows = engine.materialize(
         engine.from_arrow(pa.table({"g": [i % 13 for i in range(n)], "v": [(i * 7919) % n for i in range(n)]}))
     )
+    made: list[Any] = []
     spark_session.conf.set("spark.sql.shuffle.partitions", "4")
     try:
         by = rows.group_by("g").aggregate(total=rows.v.sum(), n=rows.count())
-        jobs = _jobs_of(spark_session, "sorted", lambda: engine.materialize(by.order_by([by.total.desc(), "g"]), "s"))
+        order = [by.total.desc(), "g"]
+        jobs = _jobs_of(spark_session, "sorted", lambda: made.append(engine.materialize(by.order_by(order), "s")))
         plain = _jobs_of(spark_session, "plain", lambda: engine.materialize(by, "p"))
     finally:
         spark_session.conf.set("spark.sql.shuffle.partitions", "1")
@@ -138,10 +140,6 @@ def test_a_sorted_table_is_materialized_in_its_order_without_sampling(tmp_path: 
     for i in range(n):
         sums[i % 13] = sums.get(i % 13, 0) + (i * 7919) % n
     want = sorted(sums.items(), key=lambda kv: (-kv[1], kv[0]))
-    cached = spark_session.table(engine.materialize(by.order_by([by.total.desc(), "g"]), "s").get_name())
-    assert [(r["g"], r["total"]) for r in cached.collect()] == want
-    assert [
-        (r["g"], r["total"])
-        for r in engine.to_arrow(engine.materialize(by.order_by([by.total.desc(), "g"]), "s")).to_pylist()
-    ] == want
+    assert [(r["g"], r["total"]) for r in spark_session.table(made[0].get_name()).collect()] == want
+    assert [(r["g"], r["total"]) for r in engine.to_arrow(made[0]).to_pylist()] == want
     engine.close()
