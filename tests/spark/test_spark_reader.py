@@ -165,7 +165,7 @@ def test_which_files_take_the_exact_reader(
 
 
 def _lines_file(rng: random.Random) -> str:
-    fields = ["1", "a", "", "", '""', '"a,b"', '"a""b"', '"a"x', 'a"b', " 1 ", '" a "', "\x00", "é"]
+    fields = ["1", "a", "", "", '""', '"a,b"', '"a""b"', '"a"x', 'a"b', " 1 ", '" a "', "\x00", "é", '"x"""', '""""']
     lines = [",".join(rng.choice(fields) for _ in range(rng.choice([1, 2, 3, 3, 3, 3, 4, 5]))) for _ in range(40)]
     lines[rng.randrange(40)] = ""  # a blank line
     end = rng.choice(["\n", "\r\n", "\r"])
@@ -291,3 +291,31 @@ def test_files_with_hostile_names_read_together_as_alone(tmp_path: Path, spark: 
     assert [result(spark, r) for r in got] == expected
     assert [e[3][0]["_source_file"] for e in expected] == names  # one good row each, under its own name
     assert [e[4][0]["_line"] for e in expected] == [3] * len(names)  # and its malformed second row
+
+
+@pytest.mark.parametrize(
+    ("lines", "python"),
+    [
+        # well-formed quoted fields (song titles): split and unquoted in the JVM
+        (['1,"River of the Sky, ""Blue River V""",t', '2,"",t', '"3","a""","""b"', '4,"' + "x," * 5000 + '",t'], False),
+        # a stray quote, a field quoted in part: Python's csv, as the exact reader would
+        (['1,"A"x,t', '2,B"c,t', '3,"C",t', ' "4",D,t'], True),
+    ],
+)
+def test_quoted_lines_python_parses_only_the_odd_ones(
+    lines: list[str], python: bool, tmp_path: Path, spark: SparkEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a line of whole quoted fields is what Python's csv would make of it without a Python
+    # worker; only the other lines with a quote go through Python's csv (a UDF)
+    from pyspark.sql import functions as F
+
+    path = write(tmp_path, "quoted.csv", HEADER + "\n".join(lines) + "\n")
+    udfs: list[object] = []
+    udf = F.udf
+    monkeypatch.setattr(F, "udf", lambda f, *a: udfs.append(f) or udf(f, *a))
+    got = read(spark, path, required=())
+    assert got == read(DuckDBEngine(threads=1), path, required=())
+    assert bool(udfs) == python
+    if not python:
+        assert [row["track_id"] for row in got[3]] == ['River of the Sky, "Blue River V"', None, 'a"', "x," * 5000]
+        assert got[3][2]["listen_time"] == '"b'

@@ -4,7 +4,8 @@ It has the methods of `DuckDBEngine` and gives the same results (tests/spark pro
 
 - A CSV file is read by Spark's text source, split across tasks, each line a record: its line
   number comes from its split's position and its place in it, a line without a quote is split
-  at its commas, a line with one is parsed by Python's `csv` on the executors (`_read_lines`).
+  at its commas, a line of well-formed quoted fields is unquoted in the JVM, any other line
+  with a quote is parsed by Python's `csv` on the executors (`_read_lines`).
   A gzip file, a record spanning lines or bad UTF-8 take the exact reader (`CsvRecords`) in one
   task (`_read_exact`). Either way rows, lines, malformed rows and rejections are DuckDB's.
 - The events are written in one Spark job for all (source file, date) parts, partitioned by
@@ -272,6 +273,27 @@ def _valid_utf8(col: Any) -> Any:
     if hasattr(F, "is_valid_utf8"):
         return F.is_valid_utf8(col)
     return col.cast("binary") == F.encode(col, "UTF-8")  # pragma: no cover - PySpark 3.5 (Glue 5)
+
+
+#: A line of whole RFC 4180 fields: each unquoted without a quote, or quoted with its quotes
+#: doubled. Python's `csv` makes of such a line its fields unquoted, which the JVM does
+#: (`_rfc_fields`); any other line with a quote is parsed by Python's `csv` (`_parse_line`).
+#: Possessive quantifiers: no backtracking, and no deep recursion on a long quoted field (the
+#: quoted form tried first: a field that starts with a quote is one only if it is quoted whole).
+_RFC_LINE = r'^(?:"(?:[^"]++|"")*+"|[^",]*+)(?:,(?:"(?:[^"]++|"")*+"|[^",]*+))*+$'
+_RFC_FIELD = r',("(?:[^"]++|"")*+"|[^",]*+)'
+
+
+def _rfc_fields(line: Any) -> Any:
+    """The fields of a `_RFC_LINE` line (a string column), quoted ones unquoted, in the JVM."""
+    from pyspark.sql import functions as F
+
+    found = F.regexp_extract_all(F.concat(F.lit(","), line), F.lit(_RFC_FIELD), 1)  # each after a comma
+
+    def unquoted(x: Any) -> Any:
+        return F.when(x.startswith('"'), F.regexp_replace(x.substr(F.lit(2), F.length(x) - 2), '""', '"')).otherwise(x)
+
+    return F.transform(found, unquoted)
 
 
 def _parse_line(line: str) -> tuple[list[str], bool]:
@@ -593,8 +615,10 @@ class SparkEngine:
         Python's universal newlines do.
 
         A line without a quote is split at its commas (exactly what Python's `csv` makes of it);
-        a line with a quote is parsed by Python's `csv` on the executors (rare in streams; common
-        in songs, whose files are small). Turned down: a file with a record that spans lines (a
+        a line of well-formed RFC 4180 fields (`_RFC_LINE`: song titles with commas) is split and
+        unquoted in the JVM, as Python's `csv` would; any other line with a quote (a stray quote,
+        a quoted field going on past the line) is parsed by Python's `csv` on the executors, a
+        Python worker started only for those. Turned down: a file with a record that spans lines (a
         newline inside quotes: lines are then not records) and a file that is not valid UTF-8
         (the text source keeps a line's bytes as they are; the exact reader then rejects the file
         and names the line).
@@ -639,6 +663,7 @@ class SparkEngine:
                     F.min("_id").alias("first"),
                     F.sum((value == "").cast("int")).alias("blank"),
                     F.sum(value.contains('"').cast("int")).alias("quoted"),
+                    F.sum((value.contains('"') & ~value.rlike(_RFC_LINE)).cast("int")).alias("odd"),
                     F.max((~_valid_utf8(value)).cast("int")).alias("not_utf8"),
                 )
                 .collect()
@@ -674,13 +699,17 @@ class SparkEngine:
         numbered = lined.filter(F.col("_fi").isin(ok)).select(
             "_v", "_fi", (F.col("_id") + F.element_at(starts, key)).alias("_line")
         )
-        plain = numbered.filter(~F.col("_v").contains('"')).select(
-            "_v", "_fi", "_line", F.split("_v", ",", -1).alias("_f"), F.lit(False).alias("_spans")
-        )
-        parts = [plain]
+        quote, rfc = F.col("_v").contains('"'), F.col("_v").rlike(_RFC_LINE)
+        fields = F.split("_v", ",", -1)
         if any(row["quoted"] for row in stats if row["_fi"] in lines):
+            fields = F.when(quote, _rfc_fields(F.col("_v"))).otherwise(fields)
+        odd = any(row["odd"] for row in stats if row["_fi"] in lines)
+        in_jvm = numbered.filter(~quote | rfc) if odd else numbered
+        parts = [in_jvm.select("_v", "_fi", "_line", fields.alias("_f"), F.lit(False).alias("_spans"))]
+        if odd:
+            # the rest (stray quotes, a quoted field that goes on past the line): Python's csv
             parse = F.udf(_parse_line, "struct<f: array<string>, spans: boolean>")
-            quoted = numbered.filter(F.col("_v").contains('"')).withColumn("_p", parse("_v"))
+            quoted = numbered.filter(quote & ~rfc).withColumn("_p", parse("_v"))
             quoted = self._cache(
                 quoted.select("_v", "_fi", "_line", F.col("_p.f").alias("_f"), F.col("_p.spans").alias("_spans"))
             )
