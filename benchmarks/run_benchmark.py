@@ -5,7 +5,7 @@
     python benchmarks/run_benchmark.py --streams 1M --shape one
     python benchmarks/run_benchmark.py --repeat 3         # 3 rounds of every measurement: the fastest of each
     python benchmarks/run_benchmark.py --engine both      # also playcount on Spark local[2] and the PySpark peer
-    python benchmarks/run_benchmark.py --streams 1M --engine spark --only pyspark --only playcount
+    python benchmarks/run_benchmark.py --streams 1M --engine spark --only pyspark --only outputs --only playcount
     python benchmarks/run_benchmark.py --spark-scaling --streams 10M --shape one   # local[1] vs local[2],
                                                           # one 10M file vs ten 1M files (Spark)
     python benchmarks/run_benchmark.py --streams 100M --shape one   # 100M: 5 GB of CSV, 10-15 min to generate;
@@ -18,6 +18,9 @@ Measured, each in its own process, on the same landing zone:
   lean script, the same checks and KPIs (`peers/check_peers.py` proves they equal playcount's);
 - **PySpark peer** (`peers/pyspark_peer.py`, with `--engine spark` or `both`): the run as a plain
   PySpark job (Spark's CSV reader, broadcast joins, `partitionBy` by date), on local[2];
+- **PySpark peer + outputs** (`peers/pyspark_outputs_peer.py`, with `--engine spark` or `both`): the
+  peer plus the line numbers, reasons, rule counts and bad-row files a run must give, as lean
+  PySpark, on local[2];
 - **playcount**: `playcount run --json` (its per-stage seconds are printed too).
 
 `--spark-scaling` measures instead playcount on Spark at local[1] and local[2] on the ten-file lake,
@@ -205,6 +208,9 @@ def measure(name: str, data: Path, args: argparse.Namespace) -> tuple[float, flo
             master = re.search(r"local\[\d+\]", name)
             cmd = [sys.executable, str(PEERS / "pyspark_peer.py"), str(data), out]
             cmd += ["--master", master[0] if master else "local[2]", "--driver-memory", args.spark_driver_memory]
+        elif name == "PySpark peer + outputs":
+            cmd = [sys.executable, str(PEERS / "pyspark_outputs_peer.py"), str(data), out]
+            cmd += ["--master", "local[2]", "--driver-memory", args.spark_driver_memory]
         else:
             engine = "spark" if "Spark" in name else "duckdb"
             if engine == "spark":
@@ -263,7 +269,7 @@ def main() -> None:
     p.add_argument(
         "--only",
         action="append",
-        choices=("floor", "duckdb", "polars", "pyspark", "playcount"),
+        choices=("floor", "duckdb", "polars", "pyspark", "outputs", "playcount"),
         help="measure only these (repeatable; default: all). The ratios need both peers and the floor",
     )
     p.add_argument("--spark-driver-memory", default="4g", help="the local Spark JVM's heap")
@@ -285,11 +291,17 @@ def main() -> None:
     names = ["floor", "DuckDB peer", "Polars peer"]
     names += {
         "duckdb": ["playcount"],
-        "spark": ["PySpark peer", "playcount (Spark local[2])"],
-        "both": ["PySpark peer", "playcount", "playcount (Spark local[2])"],
+        "spark": ["PySpark peer", "PySpark peer + outputs", "playcount (Spark local[2])"],
+        "both": ["PySpark peer", "PySpark peer + outputs", "playcount", "playcount (Spark local[2])"],
     }[args.engine]
     if args.only:
-        short = {"floor": "floor", "DuckDB peer": "duckdb", "Polars peer": "polars", "PySpark peer": "pyspark"}
+        short = {
+            "floor": "floor",
+            "DuckDB peer": "duckdb",
+            "Polars peer": "polars",
+            "PySpark peer": "pyspark",
+            "PySpark peer + outputs": "outputs",
+        }
         names = [n for n in names if short.get(n, "playcount") in args.only]
     best: dict[tuple[str, str], tuple[float, float]] = {}
     steps: dict[tuple[str, str], dict[str, float]] = {}  # of the fastest round
@@ -325,10 +337,17 @@ def main() -> None:
         print(f"| {name} |" + "".join(f" {best[(s, name)][0]:.1f} s | {best[(s, name)][1]:,.0f} MiB |" for s in shapes))
     peers = [n for n in ("DuckDB peer", "Polars peer") if n in names]
     refs = {"faster peer": peers, "floor": ["floor"] if "floor" in names else []}
-    for name in (n for n in names if n.startswith("playcount")):
+    for name in (n for n in names if n.startswith("playcount") or n == "PySpark peer + outputs"):
         spark = "Spark" in name
         for ref, of in (
-            {"PySpark peer": ["PySpark peer"] if "PySpark peer" in names else []} if spark else refs
+            {
+                "PySpark peer": ["PySpark peer"] if "PySpark peer" in names else [],
+                "PySpark peer + outputs": ["PySpark peer + outputs"]
+                if "PySpark peer + outputs" in names and name.startswith("playcount")
+                else [],
+            }
+            if spark
+            else refs
         ).items():
             if of:
                 cells = "".join(f" {best[(s, name)][0] / min(best[(s, r)][0] for r in of):.1f}x | |" for s in shapes)
