@@ -204,13 +204,13 @@ def measure(name: str, data: Path, args: argparse.Namespace) -> tuple[float, flo
             cmd = [sys.executable, str(PEERS / "duckdb_peer.py"), str(data), out, "--memory-limit", args.memory_limit]
         elif name == "Polars peer":
             cmd = [sys.executable, str(PEERS / "polars_peer.py"), str(data), out]
+        elif name == "PySpark peer + outputs":
+            cmd = [sys.executable, str(PEERS / "pyspark_outputs_peer.py"), str(data), out]
+            cmd += ["--master", "local[2]", "--driver-memory", args.spark_driver_memory]
         elif name.startswith("PySpark peer"):
             master = re.search(r"local\[\d+\]", name)
             cmd = [sys.executable, str(PEERS / "pyspark_peer.py"), str(data), out]
             cmd += ["--master", master[0] if master else "local[2]", "--driver-memory", args.spark_driver_memory]
-        elif name == "PySpark peer + outputs":
-            cmd = [sys.executable, str(PEERS / "pyspark_outputs_peer.py"), str(data), out]
-            cmd += ["--master", "local[2]", "--driver-memory", args.spark_driver_memory]
         else:
             engine = "spark" if "Spark" in name else "duckdb"
             if engine == "spark":
