@@ -35,8 +35,8 @@ def read_dimension(run: Run, dataset: str) -> ir.Table | None:
 
 
 def write_dimension(run: Run, dataset: str, table: ir.Table) -> str:
-    """Write `table` as the next version of the dimension; returns its path. `table` may read the
-    current version: the older versions are deleted only once it is written."""
+    """Write `table` (computed already: it may read the current version) as the next version of
+    the dimension; returns its path."""
     versions = _versions(run, dataset)
     path = run.layout.dimension(dataset, versions[-1][0] + 1 if versions else 1)
     folder = run.layout.dimension_dir(dataset)

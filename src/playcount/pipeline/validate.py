@@ -284,18 +284,14 @@ def validate(run: Run, discovery: Discovery | None = None, *, dry_run: bool = Fa
         assert c.checked is not None
         # the merged dimension (SPEC §5): this run's clean rows upserted into the last version
         merged = dimensions.merge(v.clean_rows(c.checked), read_dimension(run, ds), ds)
-        if dry_run:
-            dims[ds] = run.engine.materialize(merged, f"dim_{ds}")
-            continue
-        path = _write_bad_rows(run, ds, c)
-        if path:
-            bad_paths[ds] = path
-        # written straight from the merge (not materialised first: one pass over it fewer), then
-        # read from the file, which outlives any cache
-        write_dimension(run, ds, merged)
-        written = read_dimension(run, ds)
-        assert written is not None
-        dims[ds] = written
+        dims[ds] = run.engine.materialize(merged, f"dim_{ds}")
+        if not dry_run:
+            path = _write_bad_rows(run, ds, c)
+            if path:
+                bad_paths[ds] = path
+            write_dimension(run, ds, dims[ds])
+            written = read_dimension(run, ds)
+            dims[ds] = dims[ds] if written is None else written  # the file: it outlives any cache
     clean_songs, clean_users = dims["songs"], dims["users"]
 
     outcomes = _validate_streams(run, d.new, clean_songs, clean_users, bad_paths, parts, dry_run=dry_run)
