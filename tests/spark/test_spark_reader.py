@@ -6,6 +6,7 @@ the same values and lines, the same malformed rows (text and reason), the same r
 from __future__ import annotations
 
 import gzip
+import json
 import random
 from pathlib import Path
 from typing import Any
@@ -166,6 +167,7 @@ def test_which_files_take_the_exact_reader(
 
 def _lines_file(rng: random.Random) -> str:
     fields = ["1", "a", "", "", '""', '"a,b"', '"a""b"', '"a"x', 'a"b', " 1 ", '" a "', "\x00", "é", '"x"""', '""""']
+    fields.append('"a"\u2028')  # Java's `$` would end a line before it
     lines = [",".join(rng.choice(fields) for _ in range(rng.choice([1, 2, 3, 3, 3, 3, 4, 5]))) for _ in range(40)]
     lines[rng.randrange(40)] = ""  # a blank line
     end = rng.choice(["\n", "\r\n", "\r"])
@@ -294,28 +296,59 @@ def test_files_with_hostile_names_read_together_as_alone(tmp_path: Path, spark: 
 
 
 @pytest.mark.parametrize(
-    ("lines", "python"),
+    ("lines", "odd"),
     [
         # well-formed quoted fields (song titles): split and unquoted in the JVM
-        (['1,"River of the Sky, ""Blue River V""",t', '2,"",t', '"3","a""","""b"', '4,"' + "x," * 5000 + '",t'], False),
-        # a stray quote, a field quoted in part: Python's csv, as the exact reader would
-        (['1,"A"x,t', '2,B"c,t', '3,"C",t', ' "4",D,t'], True),
+        (
+            [
+                '1,"River of the Sky, ""Blue River V""",t',
+                '2,"",t',
+                '"3","a""","""b"',
+                '4,"' + "x," * 5000 + '",t',
+                '5,"' + '""' * 3000 + '",t',
+            ],
+            [],
+        ),
+        # a stray quote, a field quoted in part, a quoted field followed by a character Java's `$`
+        # takes for a line's end (Python's csv keeps it in the field): Python's csv, those alone
+        (
+            ['1,"A"x,t', "2,B,t", '3,"C",t', '4,B"c,t', ' "5",D,t', '6,T,"t"\u2028', '7,"a b"\x85,t', '8,"x",""\u2029'],
+            ['1,"A"x,t', '4,B"c,t', ' "5",D,t', '6,T,"t"\u2028', '7,"a b"\x85,t', '8,"x",""\u2029'],
+        ),
     ],
 )
 def test_quoted_lines_python_parses_only_the_odd_ones(
-    lines: list[str], python: bool, tmp_path: Path, spark: SparkEngine, monkeypatch: pytest.MonkeyPatch
+    lines: list[str], odd: list[str], tmp_path: Path, spark: SparkEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # a line of whole quoted fields is what Python's csv would make of it without a Python
-    # worker; only the other lines with a quote go through Python's csv (a UDF)
+    # a line of whole quoted fields gives what Python's csv would make of it without a Python
+    # worker; only the other lines with a quote go through Python's csv (a UDF, which logs them)
     from pyspark.sql import functions as F
 
     path = write(tmp_path, "quoted.csv", HEADER + "\n".join(lines) + "\n")
-    udfs: list[object] = []
+    log = tmp_path / "python.txt"
     udf = F.udf
-    monkeypatch.setattr(F, "udf", lambda f, *a: udfs.append(f) or udf(f, *a))
+
+    def logged_udf(f: Any, *args: Any) -> Any:
+        def logged(line: str, _f: Any = f, _log: str = str(log)) -> Any:
+            with open(_log, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(line) + "\n")
+            return _f(line)
+
+        return udf(logged, *args)
+
+    monkeypatch.setattr(F, "udf", logged_udf)
     got = read(spark, path, required=())
     assert got == read(DuckDBEngine(threads=1), path, required=())
-    assert bool(udfs) == python
-    if not python:
-        assert [row["track_id"] for row in got[3]] == ['River of the Sky, "Blue River V"', None, 'a"', "x," * 5000]
-        assert got[3][2]["listen_time"] == '"b'
+    parsed = {json.loads(x) for x in log.read_text(encoding="utf-8").splitlines()} if log.exists() else set()
+    assert parsed == set(odd)
+    values = {row["user_id"]: (row["track_id"], row["listen_time"]) for row in got[3]}
+    if not odd:
+        assert values == {
+            "1": ('River of the Sky, "Blue River V"', "t"),
+            "2": (None, "t"),
+            "3": ('a"', '"b'),
+            "4": ("x," * 5000, "t"),
+            "5": ('"' * 3000, "t"),
+        }
+    else:
+        assert values["6"] == ("T", "t\u2028") and values["7"] == ("a b\x85", "t") and values["8"] == ("x", "\u2029")

@@ -280,7 +280,9 @@ def _valid_utf8(col: Any) -> Any:
 #: (`_rfc_fields`); any other line with a quote is parsed by Python's `csv` (`_parse_line`).
 #: Possessive quantifiers: no backtracking, and no deep recursion on a long quoted field (the
 #: quoted form tried first: a field that starts with a quote is one only if it is quoted whole).
-_RFC_LINE = r'^(?:"(?:[^"]++|"")*+"|[^",]*+)(?:,(?:"(?:[^"]++|"")*+"|[^",]*+))*+$'
+#: `\z`, not `$`: Java's `$` also matches before a last U+0085, U+2028 or U+2029, which Spark's
+#: text source keeps inside a line (and Python's `csv` inside the field).
+_RFC_LINE = r'^(?:"(?:[^"]++|"")*+"|[^",]*+)(?:,(?:"(?:[^"]++|"")*+"|[^",]*+))*+\z'
 _RFC_FIELD = r',("(?:[^"]++|"")*+"|[^",]*+)'
 
 
