@@ -204,12 +204,10 @@ def measure(name: str, data: Path, args: argparse.Namespace) -> tuple[float, flo
             cmd = [sys.executable, str(PEERS / "duckdb_peer.py"), str(data), out, "--memory-limit", args.memory_limit]
         elif name == "Polars peer":
             cmd = [sys.executable, str(PEERS / "polars_peer.py"), str(data), out]
-        elif name == "PySpark peer + outputs":
-            cmd = [sys.executable, str(PEERS / "pyspark_outputs_peer.py"), str(data), out]
-            cmd += ["--master", "local[2]", "--driver-memory", args.spark_driver_memory]
-        elif name.startswith("PySpark peer"):
+        elif name.startswith("PySpark peer"):  # the peer, or the peer + outputs
             master = re.search(r"local\[\d+\]", name)
-            cmd = [sys.executable, str(PEERS / "pyspark_peer.py"), str(data), out]
+            script = "pyspark_outputs_peer.py" if name.startswith("PySpark peer + outputs") else "pyspark_peer.py"
+            cmd = [sys.executable, str(PEERS / script), str(data), out]
             cmd += ["--master", master[0] if master else "local[2]", "--driver-memory", args.spark_driver_memory]
         else:
             engine = "spark" if "Spark" in name else "duckdb"
@@ -362,14 +360,16 @@ def main() -> None:
 
 
 def scaling(args: argparse.Namespace, shapes: list[str]) -> None:
-    """playcount on Spark (and the PySpark peer) at local[1] and local[2] over `args.files` files, and at
-    local[2] over the same events in one file; the fastest of `--repeat` rounds; a Markdown table."""
+    """playcount on Spark (and the PySpark peer, and the peer + outputs) at local[1] and local[2] over
+    `args.files` files, and at local[2] over the same events in one file; the fastest of `--repeat`
+    rounds; a Markdown table."""
     runs = [
         (f"{args.files} files", "local[1]"),
         (f"{args.files} files", "local[2]"),
         ("1 file", "local[2]"),
     ]
-    whos = [w for w in ("PySpark peer", "playcount (Spark") if not args.only or w.split()[0].lower() in args.only]
+    short = {"PySpark peer": "pyspark", "PySpark peer + outputs": "outputs", "playcount (Spark": "playcount"}
+    whos = [w for w, only in short.items() if not args.only or only in args.only]
     best: dict[tuple[str, str, str, str], float] = {}
     for shape in shapes:
         lakes = {
@@ -397,7 +397,11 @@ def scaling(args: argparse.Namespace, shapes: list[str]) -> None:
     print(f"\n{args.streams:,} events, {args.songs:,} songs, {args.users:,} users, {args.bad_ratio:.0%} bad rows")
     for shape in shapes:
         print(f"\n{shape}: seconds" + (f", fastest of {args.repeat}" if args.repeat > 1 else "") + "\n")
-        heads = {"PySpark peer": "PySpark peer", "playcount (Spark": "playcount on Spark"}
+        heads = {
+            "PySpark peer": "PySpark peer",
+            "PySpark peer + outputs": "peer + outputs",
+            "playcount (Spark": "playcount on Spark",
+        }
         print("| |" + "".join(f" {heads[w]} |" for w in whos) + "\n|---|" + "---|" * len(whos))
         for lake, master in runs:
             cells = " | ".join(f"{best[(shape, lake, master, w)]:.1f} s" for w in whos)

@@ -14,7 +14,9 @@ line with a quote, by an RFC 4180 pattern in the JVM; the checked stream rows pe
 their text; duplicates found by one aggregate of the full key, as the peer does. Skipped: the exact
 reader (records spanning lines, bad UTF-8; every file of a dataset must have the first one's
 header here), caching the lines so that their numbers survive a change of a cluster's cores, the
-ISO 8601 forms beyond the peer's, the ledger, moves, archive, store and report. Not a lower bound:
+ISO 8601 forms beyond the peer's, the ledger, moves, archive, store and report. A line with a stray
+quote is split by the same pattern, not as Python's `csv` would, and the bad rows of a rejected file
+are written too (neither matters on the generated lakes). Not a lower bound:
 playcount, which persists the rows without their text and finds duplicates from a key hash, is
 faster at 10M events; at 1M, where a run is mostly fixed costs, it shows what the outputs alone
 add to the peer. Measured by `run_benchmark.py --engine spark --only pyspark --only outputs`.
