@@ -37,7 +37,7 @@ from pathlib import Path
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
-from pyspark_peer import DATE, inrange, int_, step, ts_, txt  # this folder: the peer's own checks
+from pyspark_peer import DATE, inrange, int_, step, ts_, txt, write_kpis  # this folder: the peer's own checks
 
 FIELD = r',("(?:[^"]++|"")*+"|[^",]*+)'
 """One field of an RFC 4180 line, after its comma (the line is read with a comma put before it)."""
@@ -301,46 +301,7 @@ def main() -> None:
     enriched = (
         spark.read.parquet(str(args.out / "events")).dropDuplicates(["user_id", "track_id", "listen_time"]).cache()
     )
-    n = F.col("total_streams")
-    genre_kpis = (
-        enriched.groupBy("genre", "date")
-        .agg(
-            F.count(F.lit(1)).alias("total_streams"),
-            F.countDistinct("user_id").alias("unique_users"),
-            F.sum("duration_ms").alias("ms"),
-        )
-        .select(
-            "genre",
-            "date",
-            "total_streams",
-            "unique_users",
-            (F.floor((F.col("ms") + 5 * n) / (10 * n)) / 100).alias("avg_listen_time"),
-            F.round(F.col("ms") / 1000, 3).alias("total_listen_time"),
-            (F.floor((F.col("ms") + 5 * F.col("unique_users")) / (10 * F.col("unique_users"))) / 100).alias(
-                "avg_listen_time_per_user"
-            ),
-        )
-        .cache()
-    )
-    by_genre = Window.partitionBy("date", "genre").orderBy(F.col("stream_count").desc(), "track_id")
-    top_songs = (
-        enriched.groupBy("date", "genre", "track_id")
-        .agg(F.count(F.lit(1)).alias("stream_count"))
-        .withColumn("rank", F.row_number().over(by_genre))
-        .where(F.col("rank") <= 3)
-        .join(F.broadcast(good_songs.select("track_id", "title", "artist")), "track_id")
-    )
-    by_day = Window.partitionBy("date").orderBy(F.col("total_streams").desc(), "genre")
-    top_genres = (
-        genre_kpis.select("date", "genre", "total_streams")
-        .withColumn("rank", F.row_number().over(by_day))
-        .where(F.col("rank") <= 5)
-    )
-    kpi_rows = {}
-    for name, table in (("genre_kpis", genre_kpis), ("top_songs", top_songs), ("top_genres", top_genres)):
-        table = table.cache()
-        kpi_rows[name] = table.count()
-        table.coalesce(1).write.mode("overwrite").parquet(str(args.out / "kpis" / name))
+    kpi_rows = write_kpis(enriched, good_songs, args.out / "kpis")
     events_count = enriched.count()
     step("KPIs")
     summary = {name: {k: v for k, v in f.items() if k != "early"} for name, f in sorted(files.items())}

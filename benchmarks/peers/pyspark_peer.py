@@ -124,6 +124,62 @@ def raw(
     return out.withColumn("seq", F.monotonically_increasing_id()), names
 
 
+def write_kpis(enriched: DataFrame, songs: DataFrame, out: Path) -> dict[str, int]:
+    """The three KPI tables of the unique events `enriched` (with `date`, `genre`, `duration_ms`) and
+    the songs' titles, each written as one Parquet file under `out`; their row counts."""
+    n = F.col("total_streams")
+    genre_kpis = (
+        enriched.groupBy("genre", "date")
+        .agg(
+            F.count(F.lit(1)).alias("total_streams"),
+            F.countDistinct("user_id").alias("unique_users"),
+            F.sum("duration_ms").alias("ms"),
+        )
+        .select(
+            "genre",
+            "date",
+            "total_streams",
+            "unique_users",
+            (F.floor((F.col("ms") + 5 * n) / (10 * n)) / 100).alias("avg_listen_time"),
+            F.round(F.col("ms") / 1000, 3).alias("total_listen_time"),
+            (F.floor((F.col("ms") + 5 * F.col("unique_users")) / (10 * F.col("unique_users"))) / 100).alias(
+                "avg_listen_time_per_user"
+            ),
+        )
+        .cache()
+    )
+    by_genre = Window.partitionBy("date", "genre").orderBy(F.col("stream_count").desc(), "track_id")
+    top_songs = (
+        enriched.groupBy("date", "genre", "track_id")
+        .agg(F.count(F.lit(1)).alias("stream_count"))
+        .withColumn("rank", F.row_number().over(by_genre))
+        .where(F.col("rank") <= 3)
+        .join(F.broadcast(songs.select("track_id", "title", "artist")), "track_id")
+        .select(
+            "date",
+            "genre",
+            "track_id",
+            "title",
+            "artist",
+            "stream_count",
+            "rank",
+            F.concat(F.col("date").cast("string"), F.lit("#"), F.col("genre")).alias("date#genre"),
+        )
+    )
+    by_date = Window.partitionBy("date").orderBy(F.col("total_streams").desc(), "genre")
+    top_genres = (
+        genre_kpis.select("date", "genre", "total_streams")
+        .withColumn("rank", F.row_number().over(by_date))
+        .where(F.col("rank") <= 5)
+    )
+    kpi_rows = {}
+    for name, table in (("genre_kpis", genre_kpis), ("top_songs", top_songs), ("top_genres", top_genres)):
+        table = table.cache()
+        kpi_rows[name] = table.count()
+        table.coalesce(1).write.mode("overwrite").parquet(str(out / name))
+    return kpi_rows
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("root", type=Path)
@@ -270,56 +326,7 @@ def main() -> None:
     ).partitionBy("date").parquet(str(args.out / "events"))
     step("unique events of the accepted files, Parquet by date")
 
-    n = F.col("total_streams")
-    genre_kpis = (
-        enriched.groupBy("genre", "date")
-        .agg(
-            F.count(F.lit(1)).alias("total_streams"),
-            F.countDistinct("user_id").alias("unique_users"),
-            F.sum("duration_ms").alias("ms"),
-        )
-        .select(
-            "genre",
-            "date",
-            "total_streams",
-            "unique_users",
-            (F.floor((F.col("ms") + 5 * n) / (10 * n)) / 100).alias("avg_listen_time"),
-            F.round(F.col("ms") / 1000, 3).alias("total_listen_time"),
-            (F.floor((F.col("ms") + 5 * F.col("unique_users")) / (10 * F.col("unique_users"))) / 100).alias(
-                "avg_listen_time_per_user"
-            ),
-        )
-        .cache()
-    )
-    by_genre = Window.partitionBy("date", "genre").orderBy(F.col("stream_count").desc(), "track_id")
-    top_songs = (
-        enriched.groupBy("date", "genre", "track_id")
-        .agg(F.count(F.lit(1)).alias("stream_count"))
-        .withColumn("rank", F.row_number().over(by_genre))
-        .where(F.col("rank") <= 3)
-        .join(F.broadcast(good_songs.select("track_id", "title", "artist")), "track_id")
-        .select(
-            "date",
-            "genre",
-            "track_id",
-            "title",
-            "artist",
-            "stream_count",
-            "rank",
-            F.concat(F.col("date").cast("string"), F.lit("#"), F.col("genre")).alias("date#genre"),
-        )
-    )
-    by_date = Window.partitionBy("date").orderBy(F.col("total_streams").desc(), "genre")
-    top_genres = (
-        genre_kpis.select("date", "genre", "total_streams")
-        .withColumn("rank", F.row_number().over(by_date))
-        .where(F.col("rank") <= 5)
-    )
-    kpi_rows = {}
-    for name, table in (("genre_kpis", genre_kpis), ("top_songs", top_songs), ("top_genres", top_genres)):
-        table = table.cache()
-        kpi_rows[name] = table.count()
-        table.coalesce(1).write.mode("overwrite").parquet(str(args.out / "kpis" / name))
+    kpi_rows = write_kpis(enriched, good_songs, args.out / "kpis")
     events_count = enriched.count()
     step("KPIs")
     print(json.dumps({"files": files, "events": events_count, "kpi_rows": kpi_rows}, default=int))
